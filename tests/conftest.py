@@ -1,0 +1,41 @@
+"""Shared fixtures: every test gets its own reports folder and results store."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def lab(tmp_path, monkeypatch):
+    "An isolated lab: reports and store under tmp_path, the project's experiments."
+    monkeypatch.setenv('REPRLAB_REPORTS', str(tmp_path / 'reports'))
+    monkeypatch.setenv('REPRLAB_STORE', str(tmp_path / 'results.sqlite'))
+    monkeypatch.setenv('REPRLAB_DEVICE', 'cpu')
+    return tmp_path
+
+
+@pytest.fixture
+def lab_experiments(lab, monkeypatch):
+    "A lab whose experiments folder is a temporary copy of the project's (tests add their own notebooks)."
+    exp = lab / 'experiments'
+    shutil.copytree(ROOT / 'nbs' / 'experiments', exp)
+    monkeypatch.setenv('REPRLAB_EXPERIMENTS', str(exp))
+    return exp
+
+
+def reprlab(*args, timeout=300, **kw):
+    "Run the reprlab command; returns the CompletedProcess."
+    return subprocess.run([str(BIN / 'reprlab'), *map(str, args)], capture_output=True, text=True, timeout=timeout,
+                          cwd=ROOT, **kw)
+
+
+def mnist_dir():
+    "The folder holding real MNIST (REPRLAB_DATA/mnist), or None."
+    d = os.environ.get('REPRLAB_DATA')
+    return Path(d) / 'mnist' if d and (Path(d) / 'mnist' / 'train-images-idx3-ubyte.gz').exists() else None
