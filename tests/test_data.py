@@ -56,6 +56,8 @@ def test_offline_without_files_names_files_folders_and_urls(tmp_path):
     with pytest.raises(DataError) as e:
         load_dataset('mnist', data_dir=tmp_path / 'data', cache_dir=tmp_path / 'cache', progress=False)
     msg = str(e.value)
+    assert msg.startswith('mnist: 4 file(s) not found')
+    for name in MNIST_NAMES: assert f'https://ossci-datasets.s3.amazonaws.com/mnist/{name}' in msg
     assert 'train-images-idx3-ubyte.gz' in msg and str(tmp_path / 'data' / 'mnist') in msg and str(tmp_path / 'cache' / 'mnist') in msg
     assert 'https://ossci-datasets.s3.amazonaws.com/mnist/train-images-idx3-ubyte.gz' in msg
 
