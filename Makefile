@@ -43,15 +43,17 @@ clean-nbs: install
 	$(BIN)/nbdev-clean
 
 # The committed full-scale reference runs (reports/reference/EXPERIMENT/RUN_ID). Needs real MNIST:
-# REPRLAB_DATA must point at a folder holding mnist/ (in development: ../shared/data). Takes about 15 minutes on 2 cores.
+# REPRLAB_DATA must point at a folder holding mnist/ (in development: ../shared/data). Takes about 30 minutes on 2 cores.
 REF := REPRLAB_REPORTS=reports/reference $(BIN)/reprlab run
 reference: install
-	rm -rf reports/reference/quickstart reports/reference/dreamcomp reports/reference/kh_readout reports/reference/bench_competitive
+	rm -rf reports/reference/quickstart reports/reference/dreamcomp reports/reference/kh_readout reports/reference/bench_competitive \
+	  reports/reference/actcoolr
 	$(REF) quickstart --no-progress
 	$(REF) dreamcomp --no-progress -p dataset mnist -p kx 10 -p ky 10 -p epochs 15 -p batch_size 100 -p recon_weight 10 \
 	  -p lr 0.003 -p label_lr 0.003 -p seeds 3 -p target_acc 0.923
 	$(REF) dreamcomp --no-progress -p dataset mnist -p kx 20 -p ky 20 -p epochs 10 -p batch_size 100 -p recon_weight 10 \
 	  -p lr 0.006 -p label_lr 0.05 -p seeds 3 -p target_acc 0.948
 	$(REF) kh_readout --no-progress -p dataset mnist -p n_units 2000 -p p 3 -p k 7 -p delta 0.4 -p eps0 0.02 -p epochs 30 \
-	  -p batch_size 100 -p n 3 -p readout_epochs 60 -p target_acc 0.975
+	  -p batch_size 100 -p n 3 -p readout_epochs 60 -p readout_scale global -p target_acc 0.975
 	$(REF) bench_competitive --no-progress
+	$(REF) actcoolr --no-progress -p dataset mnist -p model convnet4 -p schedule all -p epochs 3 -p batch_size 128 -p seeds 2

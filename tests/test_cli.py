@@ -70,7 +70,9 @@ def test_bad_parameters_rejected_before_execution(lab, args, expected):
 
 def test_unknown_experiment(lab):
     r = reprlab('run', 'no_such_experiment')
-    assert r.returncode == 2 and "unknown experiment 'no_such_experiment'; known: quickstart" in r.stderr
+    assert r.returncode == 2 and "unknown experiment 'no_such_experiment'; known: " in r.stderr
+    known = r.stderr.split('known: ')[1].split(' (in ')[0].split(', ')
+    assert 'quickstart' in known and '_template' not in known
 
 
 def test_params_file_typed_and_checked(lab, tmp_path):
