@@ -1,0 +1,159 @@
+"""Sweeps through the command line: validation before anything starts, parallel local workers, resuming after a
+kill, and a real Dask scheduler with two workers on 127.0.0.1."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import BIN, ROOT, reprlab
+
+from reprlab.runner import new_experiment_notebook
+from reprlab.store import Store
+
+TOY_BODY = """import os, time
+import torch
+from reprlab.report import begin, log_metrics
+run = begin(globals())
+t0 = time.time()
+time.sleep(pause)
+assert x > 0, f'x must be positive, got {x}'
+log_metrics(val_acc=1 / (1 + (x - 2) ** 2), t_start=t0, t_end=time.time(), threads=torch.get_num_threads(),
+            omp=int(os.environ.get('OMP_NUM_THREADS', 0)))
+"""
+
+
+@pytest.fixture
+def toy(lab_experiments):
+    new_experiment_notebook(lab_experiments / 'toy.ipynb', "x: float = 2.0  # input\npause: float = 0.0  # seconds to sleep\nmode: str = 'a'  # a label",
+                            TOY_BODY, summary='A toy that sleeps.')
+    return lab_experiments
+
+
+def _rows(sweep, experiment='toy'):
+    return Store(os.environ['REPRLAB_STORE']).runs(experiment, sweep=sweep)
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--grid', 'xx=1,2'], "unknown parameter(s) 'xx'"),
+    (['--grid', 'x=1,banana'], "parameter 'x' expects float"),
+    (['--grid', 'x='], 'empty grid'),
+    (['--random', '2', '--dist', 'x=normal:0:1'], 'expected uniform'),
+    (['--random', '2', '--dist', 'mode=uniform:0:1'], 'take choice'),
+    (['--grid', 'x=1', '-p', 'x', '2'], 'more than once'),
+    (['--workers', '2', '--dask', 'tcp://127.0.0.1:1'], 'not both'),
+])
+def test_bad_sweeps_are_refused_before_anything_starts(toy, lab, args, message):
+    r = reprlab('sweep', 'toy', *args)
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert not (lab / 'reports').exists() and not (lab / 'results.sqlite').exists()
+
+
+def test_a_bad_sweep_file_is_refused(toy, lab, tmp_path):
+    f = tmp_path / 'bad.yaml'
+    f.write_text('experiment: toy\ngrid: {x: [1, 2]}\nworker: 2\n')
+    r = reprlab('sweep', '--config', f)
+    assert r.returncode == 2 and "unknown key(s) ['worker']" in r.stderr and 'valid keys' in r.stderr
+    assert not (lab / 'reports').exists()
+
+
+def test_local_sweep_runs_points_in_parallel_and_resumes(toy, lab, tmp_path):
+    cfg = tmp_path / 'sweep.yaml'
+    cfg.write_text('experiment: toy\nname: par\ngrid:\n  x: [1.0, 2.0, 3.0, -1.0]\nparams: {pause: 3}\nworkers: 2\n')
+    t = time.time()
+    r = reprlab('sweep', '--config', cfg, '--no-progress', timeout=300)
+    assert r.returncode == 1, r.stderr + r.stdout                  # the x = -1 point fails; the others go on
+    rows = _rows('par')
+    assert sorted(rows.status) == ['failed', 'ok', 'ok', 'ok'] and rows.x.nunique() == 4
+    ok = rows[rows.status == 'ok'].sort_values('t_start')
+    spans = list(zip(ok.t_start, ok.t_end))
+    assert any(b[0] < a[1] for a, b in zip(spans, spans[1:])), spans   # two runs overlapped in time: parallel workers
+    assert (ok.threads == 1).all() and (ok.omp == 1).all()           # each run limited to one thread
+    for _, row in rows.iterrows():
+        assert Path(row.report).exists() and (Path(row.run_dir) / 'params.json').exists()
+    failed = rows[rows.status == 'failed'].iloc[0]
+    assert 'x must be positive, got -1.0' in failed.error
+    summary = lab / 'reports' / 'toy' / 'sweeps' / 'par'
+    assert (summary / 'report.html').exists() and (summary / 'figures' / 'by_x.png').exists()
+    assert 'is **x = 2.0**' in (summary / 'dialog.md').read_text()
+    table = reprlab('results', 'toy', '--sweep', 'par', '--sort', 'val_acc', '--format', 'json')
+    best = json.loads(table.stdout)
+    assert best[0]['val_acc'] == 1.0 and best[0]['sweep'] == 'par'
+    again = reprlab('sweep', '--config', cfg, '--no-progress', '--no-summary', timeout=120)
+    assert again.returncode == 0 and '4 already completed, 0 to run' in again.stdout
+    assert len(_rows('par')) == 4
+
+
+def test_killed_sweep_resumes_without_losing_or_duplicating_rows(toy, lab):
+    args = [str(BIN / 'reprlab'), 'sweep', 'toy', '--grid', 'x=0.5,1,1.5,2,2.5,3', '-p', 'pause', '4', '--workers', '2',
+            '--name', 'kill', '--no-progress', '--no-summary']
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        time.sleep(0.5)
+        if (lab / 'results.sqlite').exists() and (_rows('kill').status == 'ok').sum() >= 2: break
+    else:
+        proc.kill(); pytest.fail('no point completed in time')
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    before = _rows('kill')
+    assert 'running' not in set(before.status), before.status
+    done = set(before[before.status == 'ok'].id)
+    assert 2 <= len(done) < 6 and (before.status == 'interrupted').sum() >= 1
+    r = reprlab('sweep', *args[2:], timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert f'{len(done)} already completed, {6 - len(done)} to run' in r.stdout
+    after = _rows('kill')
+    ok = after[after.status == 'ok']
+    assert len(ok) == 6 and ok['x'].nunique() == 6                   # every point once
+    assert done <= set(ok.id)                                         # completed rows kept
+    assert len(after) == len(before) + 6 - len(done)                  # only the missing points ran
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+
+@pytest.fixture
+def dask_cluster(lab):
+    port = _free_port()
+    address = f'tcp://127.0.0.1:{port}'
+    dask = str(BIN / 'dask')
+    procs = [subprocess.Popen([dask, 'scheduler', '--host', '127.0.0.1', '--port', str(port), '--no-dashboard'],
+                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)]
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                socket.create_connection(('127.0.0.1', port), timeout=1).close(); break
+            except OSError: time.sleep(0.3)
+        else: pytest.fail('the dask scheduler did not start')
+        for i in range(2):
+            procs.append(subprocess.Popen([dask, 'worker', address, '--nthreads', '1', '--no-dashboard', '--name', f'w{i}',
+                                           '--death-timeout', '60'], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        yield address
+    finally:
+        for p in reversed(procs): p.terminate()
+        for p in procs:
+            try: p.wait(timeout=30)
+            except subprocess.TimeoutExpired: p.kill()
+
+
+def test_sweep_on_an_existing_dask_scheduler(lab_experiments, lab, dask_cluster):
+    r = reprlab('sweep', 'quickstart', '--grid', 'k=3,7', '--grid', 'metric=cosine,euclidean', '-p', 'ks', '1,3,5',
+                '--dask', dask_cluster, '--name', 'onDask', '--no-progress', timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:] + r.stdout
+    rows = _rows('onDask', 'quickstart')
+    assert len(rows) == 4 and (rows.status == 'ok').all()
+    assert sorted(zip(rows.k, rows['param.metric'] if 'param.metric' in rows else rows.metric)) == \
+        [(3, 'cosine'), (3, 'euclidean'), (7, 'cosine'), (7, 'euclidean')]
+    for _, row in rows.iterrows():
+        assert Path(row.report).exists() and 0.9 < row.knn_test_acc <= 1
+        assert json.loads((Path(row.run_dir) / 'environment.json').read_text())['status'] == 'ok'
+    assert (lab / 'reports' / 'quickstart' / 'sweeps' / 'onDask' / 'report.html').exists()
