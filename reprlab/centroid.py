@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+from .config import tqdm
 
 from .config import get_device
 from .track import Tracker, activation_norm

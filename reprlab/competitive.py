@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from .config import tqdm
 
 from .config import get_device
 from .plots import new_figure

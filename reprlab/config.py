@@ -24,7 +24,7 @@ import torch
 
 # %% auto #0
 __all__ = ['Settings', 'find_settings_file', 'load_settings', 'get_device', 'seed_everything', 'git_state', 'package_versions',
-           'device_name', 'environment']
+           'device_name', 'environment', 'interactive', 'tqdm']
 
 # %% ../nbs/00_config.ipynb #baad1f22
 _KEYS = {  # key: (type, environment variable, default)
@@ -161,3 +161,22 @@ def environment(root: Path | None = None) -> dict:
     "Everything a run records about where it ran: git state, versions, machine."
     return {**git_state(root), 'versions': package_versions(), 'host': socket.gethostname(),
             'platform': platform.platform(), 'executable': sys.executable}
+
+# %% ../nbs/00_config.ipynb #10d0c42c
+def interactive() -> bool:
+    "True in a Jupyter kernel that is not a recorded run (then widgets are worth showing)."
+    if os.environ.get('REPRLAB_RUN_DIR') or os.environ.get('REPRLAB_STATIC', '') not in ('', '0'): return False
+    try:
+        from IPython import get_ipython
+        ip = get_ipython()
+    except ImportError: return False
+    return ip is not None and getattr(ip, 'kernel', None) is not None
+
+def tqdm(*args, **kw):
+    "A tqdm progress bar: a widget when `interactive()`, text on stderr otherwise (updated at most every few seconds in a recorded run)."
+    if interactive():
+        from tqdm.auto import tqdm as bar
+    else:
+        from tqdm.std import tqdm as bar
+        if os.environ.get('REPRLAB_RUN_DIR'): kw.setdefault('mininterval', 10)
+    return bar(*args, **kw)

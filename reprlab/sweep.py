@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from tqdm.auto import tqdm
+from .config import tqdm
 
 from .config import load_settings
 from .report import RUN_DIR_ENV, read_json, write_json

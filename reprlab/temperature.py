@@ -17,7 +17,7 @@ import torch
 from scipy.optimize import curve_fit
 from scipy.special import erf, erfinv
 from torch import nn
-from tqdm.auto import tqdm
+from .config import tqdm
 
 # %% auto #0
 __all__ = ['MODELS', 'relu_patterns', 'temperature', 'p_change_of', 'TemperatureMeter', 'erf_model', 'lr_range', 'fit_range',
