@@ -43,13 +43,14 @@ clean-nbs: install
 	$(BIN)/nbdev-clean
 
 # The committed full-scale reference runs (reports/reference/EXPERIMENT/RUN_ID). Needs real MNIST:
-# REPRLAB_DATA must point at a folder holding mnist/ (in development: ../shared/data). Takes about 35 minutes on 2 cores (the centroid sweep: 5 more).
+# REPRLAB_DATA must point at a folder holding mnist/ (in development: ../shared/data). Takes about 45 minutes on 2 cores (the centroid sweep: 5 more).
 # Its own results store, so that the sweep below does not resume points recorded by an earlier reference run.
 REFENV := REPRLAB_REPORTS=reports/reference REPRLAB_STORE=reports/reference/.store.sqlite
 REF := $(REFENV) $(BIN)/reprlab run
 reference: install
 	rm -rf reports/reference/quickstart reports/reference/dreamcomp reports/reference/kh_readout reports/reference/bench_competitive \
-	  reports/reference/actcoolr reports/reference/centroid_clustering reports/reference/.store.sqlite*
+	  reports/reference/actcoolr reports/reference/centroid_clustering reports/reference/topo_sparse_dream reports/reference/bench_topo \
+	  reports/reference/.store.sqlite*
 	$(REF) quickstart --no-progress
 	$(REF) dreamcomp --no-progress -p dataset mnist -p kx 10 -p ky 10 -p epochs 15 -p batch_size 100 -p recon_weight 10 \
 	  -p lr 0.003 -p label_lr 0.003 -p seeds 3 -p target_acc 0.923
@@ -60,4 +61,14 @@ reference: install
 	$(REF) bench_competitive --no-progress
 	$(REF) actcoolr --no-progress -p dataset mnist -p model convnet4 -p schedule all -p epochs 3 -p batch_size 128 -p seeds 2
 	$(REF) centroid_clustering --no-progress -p seeds 3
+	for inh in none surround; do $(REF) topo_sparse_dream --no-progress -p dataset mnist -p kx 20 -p ky 20 -p epochs 5 \
+	  -p samples_per_epoch 20000 -p lr 0.1 -p sparsity 0.02 -p homeostasis_rate 1.0 -p excitation_radius 2 -p inhibition $$inh || exit 1; done
+	$(REF) bench_topo --no-progress
 	$(REFENV) $(BIN)/reprlab sweep centroid_clustering --config nbs/experiments/centroid_clustering.sweep.yaml --no-progress
+
+# The documentation site, built offline from the notebooks into _site/ (see docs/build.py and README.md):
+# nbdev's notebook processors, then Sphinx with myst-nb and furo, warnings as errors; MathJax is a local npm copy.
+.PHONY: docs
+docs: install
+	test -f docs/node_modules/mathjax/es5/tex-chtml.js || (cd docs && npm ci --no-audit --no-fund)
+	$(BIN)/python docs/build.py

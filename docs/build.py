@@ -1,0 +1,338 @@
+#!/usr/bin/env python
+"""Build reprlab's documentation site, offline: `make docs` (or `python docs/build.py`).
+
+Pipeline, every step local (no Quarto, no network):
+
+1. **nbdev processing** of each notebook (`nbs/index.ipynb`, the library notebooks `nbs/*.ipynb`, the experiment
+   notebooks `nbs/experiments/*.ipynb`, the committed reference reports `reports/reference/*/*/report.ipynb` and
+   sweep summaries `reports/reference/*/sweeps/*/report.ipynb`), with nbdev's own processors (those behind
+   `nbdev.serve.proc_nbs`): `#| hide`/`#| export` cells dropped, `show_doc` cells added after exported
+   definitions and rendered, backticked names linked to their API pages. Two processors are replaced: the
+   frontmatter one (Quarto takes the page title from it and drops the whole first cell; here the first cell stays
+   and is the page's title) and `exec_show_docs`, which here runs the import *statements* of a cell rather than the
+   whole cell (nbdev runs cells that mix imports and other code, which fails when that code uses a variable of an
+   unexecuted cell).
+2. **Quarto -> MyST**: Quarto cell options become myst-nb cell tags (`echo: false` -> `remove-input`,
+   `output: false` -> `remove-output`, `include: false` -> `remove-cell`), Quarto callouts (`::: {.callout-note}`)
+   become MyST admonitions, Pandoc attributes (`[source](url){target="_blank"}`) are dropped, heading levels are
+   made consecutive, widget outputs are reduced to their text (their JavaScript would come from a CDN), and links to
+   the hosted docs (`doc_host`) become relative links inside this site.
+3. **Sphinx** with myst-nb (stored outputs, never executed) and the furo theme, warnings as errors; MathJax from a
+   local copy (`docs/node_modules/mathjax`, see `docs/package.json`), Sphinx's own offline search.
+4. **Offline check**: every generated HTML/CSS file is scanned; a `<script src>`, `<link href>`, `<img src>`, CSS
+   `@import` or `url(...)` that points outside the site fails the build (plain `<a href>` links are fine).
+
+Step 1 is cached in `_proc/.cache` (keyed on the notebook, these scripts, nbdev's version and, for library
+notebooks, the library's code), so a rebuild after editing one notebook reprocesses that notebook only. Links
+between pages are resolved at every build, and Sphinx always rebuilds every page (`-E`, in `_proc/.build/`, then
+moved to the output folder), so that each build reports every warning.
+
+Options: `--out DIR` (site, default `_site/`), `--proc DIR` (intermediate tree, default `_proc/`), `--workers N`,
+`--force` (ignore the cache), `--no-check` (skip the offline check).
+"""
+from __future__ import annotations
+
+import argparse, hashlib, json, os, re, shutil, subprocess, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import docproc  # docs/docproc.py, importable by name in the worker processes
+from docproc import _src
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+NBS = ROOT/'nbs'
+REFERENCE = ROOT/'reports'/'reference'
+MATHJAX = DOCS/'node_modules'/'mathjax'/'es5'
+# The MathJax files the site needs: TeX input, CommonHTML output and what its menu loads on demand.
+MATHJAX_PARTS = ['tex-chtml.js', 'input/tex', 'output/chtml', 'ui', 'a11y', 'sre', 'adaptors']
+
+# --------------------------------------------------------------------------------------------------------------
+# Which pages: whatever notebooks exist now (no fixed list).
+
+def _strip_num(name: str) -> str:
+    "nbdev's page name for a notebook file name: `01_data.ipynb` -> `data`"
+    return re.sub(r'^\d+[a-zA-Z0-9]*_', '', Path(name).stem.lower())
+
+
+def collect_pages() -> list[dict]:
+    "One entry per page: source notebook, page path (relative, without suffix), kind."
+    pages = []
+    index = NBS/'index.ipynb'
+    if index.exists(): pages.append(dict(src=index, page='index', kind='home'))
+    for p in sorted(NBS.glob('*.ipynb')):
+        if p.name == 'index.ipynb' or p.name.startswith('.'): continue
+        pages.append(dict(src=p, page=_strip_num(p.name), kind='lib'))
+    for p in sorted((NBS/'experiments').glob('*.ipynb'), key=lambda p: (p.name.startswith('_'), p.name)):
+        if p.name.startswith('.'): continue
+        pages.append(dict(src=p, page=f'experiments/{p.stem}', kind='experiment'))
+    for p in sorted(REFERENCE.glob('*/*/report.ipynb')):
+        exp, run = p.parent.parent.name, p.parent.name
+        if run == 'sweeps': continue
+        pages.append(dict(src=p, page=f'reports/{exp}/{run}/report', kind='report', experiment=exp, run=run))
+    for p in sorted(REFERENCE.glob('*/sweeps/*/report.ipynb')):
+        exp, sweep = p.parent.parent.parent.name, p.parent.name
+        pages.append(dict(src=p, page=f'reports/{exp}/sweeps/{sweep}/report', kind='sweep', experiment=exp, run=sweep))
+    seen = {}
+    for pg in pages:
+        if pg['page'] in seen: raise SystemExit(f"docs: {pg['src']} and {seen[pg['page']]} would both be page {pg['page']}")
+        seen[pg['page']] = pg['src']
+    return pages
+
+# --------------------------------------------------------------------------------------------------------------
+# Generated pages: section indexes and the site's table of contents.
+
+def _title(nb_path: Path) -> str:
+    "The page title: the first markdown heading of the notebook."
+    nb = json.loads(nb_path.read_text(encoding='utf-8'))
+    for c in nb['cells']:
+        if c['cell_type'] == 'markdown':
+            m = re.search(r'^#\s+(.+?)\s*$', _src(c['source']), re.M)
+            if m: return m.group(1)
+    return nb_path.stem
+
+
+def _description(nb_path: Path) -> str:
+    nb = json.loads(nb_path.read_text(encoding='utf-8'))
+    for c in nb['cells']:
+        if c['cell_type'] == 'markdown':
+            m = re.search(r'^>\s+(.+?)\s*$', _src(c['source']), re.M)
+            return m.group(1) if m else ''
+    return ''
+
+
+def _toctree(entries, caption=None, hidden=True, maxdepth=1):
+    opts = [f':maxdepth: {maxdepth}'] + ([f':caption: {caption}'] if caption else []) + ([':hidden:'] if hidden else [])
+    return '```{toctree}\n' + '\n'.join(opts) + '\n\n' + '\n'.join(entries) + '\n```\n'
+
+
+def write_generated(pages: list[dict], proc: Path):
+    "The home page's table of contents, and the index pages of the experiments and of the reference reports."
+    lib = [p for p in pages if p['kind'] == 'lib']
+    exps = [p for p in pages if p['kind'] == 'experiment']
+    reps = [p for p in pages if p['kind'] in ('report', 'sweep')]
+
+    rows = '\n'.join(f"| [{_title(p['src'])}]({Path(p['page']).name}.ipynb) | {_description(p['src'])} |"
+                     for p in exps if not Path(p['page']).name.startswith('_'))
+    extra = [p for p in exps if Path(p['page']).name.startswith('_')]
+    md = ['# Experiments', '',
+          'The experiment notebooks in `nbs/experiments/`: each is a parameterized notebook that '
+          '`reprlab run NAME -p key value ...` executes with papermill into a report '
+          '(`reports/NAME/RUN_ID/`). The pages show the notebooks as committed, without outputs; '
+          'the [reference reports](../reports/index.md) show executed runs.', '',
+          '| experiment | what it measures |', '|---|---|', rows, '']
+    if extra:
+        md += ['Notebooks whose name starts with `_` are not experiments that `reprlab run` lists, but the lab uses them:', '']
+        md += [f"- [`{Path(p['src']).name}`]({Path(p['page']).name}.ipynb): {_title(p['src'])}. {_description(p['src'])}"
+               for p in extra]
+        md.append('')
+    md.append(_toctree([Path(p['page']).name for p in exps]))
+    (proc/'experiments').mkdir(parents=True, exist_ok=True)
+    _write_if_changed(proc/'experiments'/'index.md', '\n'.join(md))
+
+    md = ['# Reference reports', '',
+          'The committed full-scale reference runs (`reports/reference/EXPERIMENT/RUN_ID/`, made by `make reference`), '
+          'rendered from their executed `report.ipynb` with the outputs they were committed with.', '']
+    by_exp: dict[str, list] = {}
+    for p in reps: by_exp.setdefault(p['experiment'], []).append(p)
+    entries = []
+    md += ['| experiment | run | report |', '|---|---|---|']
+    for exp, ps in by_exp.items():
+        for p in ps:
+            rel = p['page'][len('reports/'):]
+            label = f"sweep {p['run']}" if p['kind'] == 'sweep' else p['run']
+            md.append(f"| `{exp}` | [{label}]({rel}.ipynb) | {_title(p['src'])} |")
+            entries.append(f"{exp}: {label} <{rel}>")
+    md += ['', _toctree(entries)]
+    (proc/'reports').mkdir(parents=True, exist_ok=True)
+    _write_if_changed(proc/'reports'/'index.md', '\n'.join(md))
+
+    for name in ('about.md',):
+        _write_if_changed(proc/name, (DOCS/'pages'/name).read_text(encoding='utf-8'))
+    return [p['page'] for p in lib], ['experiments/index', 'reports/index', 'about']
+
+
+def _write_if_changed(path: Path, text: str):
+    if not path.exists() or path.read_text(encoding='utf-8') != text: path.write_text(text, encoding='utf-8')
+
+# --------------------------------------------------------------------------------------------------------------
+# Step 4: the offline check.
+
+_EXTERNAL = re.compile(r'^\s*(https?:)?//', re.I)
+_TAG_RE = re.compile(r'<(script|link|img|iframe|source|video|audio|embed|object|track|input)\b([^>]*)>', re.I | re.S)
+_ATTR_RE = re.compile(r'\b(src|href|data|srcset|poster)\s*=\s*("([^"]*)"|\'([^\']*)\'|([^\s>]+))', re.I)
+_CSS_RE = re.compile(r'@import\s+(?:url\()?\s*["\']?([^"\')\s;]+)|url\(\s*["\']?([^"\')]+)', re.I)
+_STYLE_RE = re.compile(r'<style\b[^>]*>(.*?)</style>|\bstyle\s*=\s*"([^"]*)"', re.I | re.S)
+
+
+def external_refs(site: Path) -> list[str]:
+    "Every reference to a resource outside the site that a page or stylesheet of `site` would load."
+    bad = []
+    for f in sorted(site.rglob('*')):
+        if f.suffix not in ('.html', '.css') or not f.is_file(): continue
+        text = f.read_text(encoding='utf-8', errors='replace')
+        rel = f.relative_to(site)
+        css = [text] if f.suffix == '.css' else [a or b for a, b in _STYLE_RE.findall(text)]
+        if f.suffix == '.html':
+            for tag, attrs in _TAG_RE.findall(text):
+                for name, _, v1, v2, v3 in _ATTR_RE.findall(attrs):
+                    url = v1 or v2 or v3
+                    urls = [u.strip().split(' ')[0] for u in url.split(',')] if name.lower() == 'srcset' else [url]
+                    bad += [f'{rel}: <{tag} {name}="{u}">' for u in urls if _EXTERNAL.match(u)]
+        for block in css:
+            for a, b in _CSS_RE.findall(block):
+                u = a or b
+                if _EXTERNAL.match(u): bad.append(f'{rel}: CSS {u}')
+    return bad
+
+# --------------------------------------------------------------------------------------------------------------
+
+def _key(job: dict, lib_hash: str) -> str:
+    h = hashlib.sha256()
+    import nbdev
+    for part in (Path(job['src']).read_bytes(), Path(__file__).read_bytes(), Path(docproc.__file__).read_bytes(), nbdev.__version__.encode(),
+                 job['doc_url'].encode(), (lib_hash if job['kind'] in ('home', 'lib') else '').encode()):
+        h.update(hashlib.sha256(part).digest())
+    return h.hexdigest()
+
+
+def _lib_hash() -> str:
+    h = hashlib.sha256()
+    for f in sorted((ROOT/'reprlab').rglob('*.py')):
+        h.update(f.relative_to(ROOT).as_posix().encode()); h.update(f.read_bytes())
+    for f in (ROOT/'pyproject.toml', ROOT/'settings.ini'):
+        if f.exists(): h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _doc_url() -> str:
+    "The hosted docs' URL that nbdev's links point at (`doc_host` + `doc_baseurl`), with a trailing slash."
+    from nbdev.config import get_config
+    cfg = get_config()
+    host = (cfg.get('doc_host') or '').rstrip('/')
+    return f"{host}{(cfg.get('doc_baseurl') or '').rstrip('/')}/" if host else ''
+
+
+def process(pages: list[dict], proc: Path, workers: int, force: bool) -> float:
+    "nbdev + Quarto->MyST processing of every notebook that changed, into `proc/.cache/pages/` (in parallel)."
+    t0 = time.time()
+    cache = proc/'.cache'
+    (cache/'pages').mkdir(parents=True, exist_ok=True)
+    lib_hash, doc_url = _lib_hash(), _doc_url()
+    jobs = []
+    for pg in pages:
+        dst = cache/'pages'/f"{pg['page']}.ipynb"
+        key_file = cache/'pages'/f"{pg['page']}.key"
+        job = dict(pg, src=str(pg['src']), dst=str(dst), key_file=str(key_file), doc_url=doc_url)
+        job['key'] = _key(job, lib_hash)
+        pg['cached'] = dst
+        if not force and dst.exists() and key_file.exists() and key_file.read_text() == job['key']: continue
+        jobs.append(job)
+    if jobs:
+        print(f'docs: processing {len(jobs)} of {len(pages)} notebooks with nbdev ({workers} workers)', flush=True)
+        if workers > 1 and len(jobs) > 1:
+            with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context('spawn')) as ex:
+                for page, s in ex.map(docproc.work, jobs): print(f'  {page} ({s:.1f}s)', flush=True)
+        else:
+            for job in jobs:
+                page, s = docproc.work(job); print(f'  {page} ({s:.1f}s)', flush=True)
+    else: print(f'docs: {len(pages)} notebooks, all processed already', flush=True)
+    return time.time() - t0
+
+
+def write_pages(pages: list[dict], proc: Path):
+    """The Sphinx source tree: every processed page with its links resolved, the report figures, the generated
+    pages and the home page's table of contents; files of pages that no longer exist are removed."""
+    doc_url = _doc_url()
+    nbs = {pg['page']: json.loads(pg['cached'].read_text(encoding='utf-8')) for pg in pages}
+    slugs = {page: docproc.page_slugs(nb) for page, nb in nbs.items()}
+    keep = set()
+    lib_pages, other = write_generated(pages, proc)
+    for pg in pages:
+        nb = docproc.link_pages(nbs[pg['page']], pg['page'], doc_url, slugs)
+        if pg['kind'] == 'home':
+            toc = _toctree(lib_pages, caption='Library') + '\n' + _toctree(other, caption='Lab')
+            nb['cells'].append({'cell_type': 'markdown', 'id': 'site-toc', 'metadata': {}, 'source': toc})
+        dst = proc/f"{pg['page']}.ipynb"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        _write_if_changed(dst, json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
+        keep.add(dst)
+        figs = pg['src'].parent/'figures'
+        if pg['kind'] in ('report', 'sweep') and figs.is_dir():
+            # relative `figures/...` references of a report keep working
+            for f in figs.iterdir():
+                if f.is_file(): keep.add(dst.parent/'figures'/f.name)
+            shutil.copytree(figs, dst.parent/'figures', dirs_exist_ok=True)
+    keep |= {proc/f'{p}.md' for p in other}
+    for f in list(proc.rglob('*')):
+        rel = f.relative_to(proc).parts
+        if f.is_file() and f not in keep and rel[0] not in ('.cache', '.build', '.static'): f.unlink()
+    for d in sorted((d for d in proc.rglob('*') if d.is_dir()), key=lambda d: -len(d.parts)):
+        if not any(d.iterdir()): d.rmdir()
+    live = {pg['cached'] for pg in pages}  # cached pages of notebooks that no longer exist
+    for f in list((proc/'.cache'/'pages').rglob('*.ipynb')):
+        if f not in live: f.unlink(); f.with_suffix('.key').unlink(missing_ok=True)
+
+
+def stage_mathjax(proc: Path):
+    "Copy the local MathJax (npm package, see docs/package.json) to where conf.py's html_static_path takes it from."
+    if not (MATHJAX/'tex-chtml.js').exists():
+        raise SystemExit(f'docs: no local MathJax at {MATHJAX}: run `npm ci --prefix docs` (the `make docs` target does)')
+    dst = proc/'.static'/'mathjax'
+    stamp = dst/'.version'
+    version = json.loads((MATHJAX.parent/'package.json').read_text())['version']
+    if stamp.exists() and stamp.read_text() == version: return
+    if dst.exists(): shutil.rmtree(dst)
+    for part in MATHJAX_PARTS:
+        s = MATHJAX/part
+        if s.is_dir(): shutil.copytree(s, dst/part)
+        else: dst.mkdir(parents=True, exist_ok=True); shutil.copy2(s, dst/part)
+    stamp.write_text(version)
+
+
+def sphinx(proc: Path, out: Path) -> float:
+    "Sphinx, warnings as errors, into `proc/.build/html` (myst-nb writes beside it), then moved to `out`."
+    t0 = time.time()
+    html = proc/'.build'/'html'
+    if (proc/'.build').exists(): shutil.rmtree(proc/'.build')
+    env = dict(os.environ, REPRLAB_DOCS_PROC=str(proc))
+    cmd = [sys.executable, '-m', 'sphinx', '-b', 'html', '-E', '-W', '--keep-going', '-q', '-c', str(DOCS),
+           '-d', str(proc/'.build'/'doctrees'), str(proc), str(html)]
+    print('docs: ' + ' '.join(cmd), flush=True)
+    r = subprocess.run(cmd, cwd=ROOT, env=env)
+    if r.returncode: raise SystemExit(f'docs: sphinx-build failed (exit {r.returncode}): see the warnings above')
+    if out.exists(): shutil.rmtree(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(html), str(out))
+    return time.time() - t0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--out', default=str(ROOT/'_site'), help='output folder of the site (default: _site/)')
+    ap.add_argument('--proc', default=str(ROOT/'_proc'), help='intermediate Sphinx source tree (default: _proc/)')
+    ap.add_argument('--workers', type=int, default=min(2, os.cpu_count() or 1), help='nbdev processing workers')
+    ap.add_argument('--force', action='store_true', help='reprocess every notebook (ignore the cache)')
+    ap.add_argument('--no-check', action='store_true', help='skip the check for external resources')
+    a = ap.parse_args(argv)
+    t0 = time.time()
+    out, proc = Path(a.out).resolve(), Path(a.proc).resolve()
+    os.chdir(ROOT)  # nbdev finds its configuration (pyproject.toml) from the working folder
+    pages = collect_pages()
+    tp = process(pages, proc, a.workers, a.force)
+    write_pages(pages, proc)
+    stage_mathjax(proc)
+    ts = sphinx(proc, out)
+    if not a.no_check:
+        bad = external_refs(out)
+        if bad:
+            print('docs: these pages would load resources from the internet:\n  ' + '\n  '.join(bad[:50]), file=sys.stderr)
+            raise SystemExit(f'docs: {len(bad)} external resource reference(s) in {out}')
+        print(f'docs: offline check passed (no external scripts, stylesheets, fonts or images in {out.name}/)')
+    print(f'docs: {len(pages)} notebook pages in {out} (nbdev {tp:.0f}s, sphinx {ts:.0f}s, total {time.time()-t0:.0f}s); '
+          f'open it with: python -m http.server -d {os.path.relpath(out, ROOT)}')
+
+
+if __name__ == '__main__':
+    main()
