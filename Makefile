@@ -36,8 +36,10 @@ nbdev-test: install
 pytest: install
 	$(BIN)/pytest -q
 
+# JupyterLab on the project root (so that a run's report.html under reports/ opens from a link), starting at the home notebook.
 lab: install
-	$(BIN)/jupyter lab --notebook-dir=nbs
+	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/nbs/index.ipynb \
+	  $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 clean-nbs: install
 	$(BIN)/nbdev-clean

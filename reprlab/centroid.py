@@ -111,7 +111,8 @@ class _LatentNet:
     def fit(self, X, y,                       # training split
             epochs: int = 10,
             eval_sets: dict | None = None,    # name -> (X, y), e.g. {'val': ..., 'test': ...}, scored every epoch
-            progress: bool = True):           # a tqdm bar over epochs
+            progress: bool = True,            # a tqdm bar over epochs
+            callback=None):                   # called as callback(self, epoch) after each epoch (e.g. a LivePlot)
         "Train for `epochs` more epochs, tracking one row per epoch."
         Xt, yt = self._tensor(X), torch.as_tensor(np.asarray(y), dtype=torch.long, device=self.device)
         if len(Xt) != len(yt): raise ValueError(f"fit: X has {len(Xt)} rows but y has {len(yt)} labels")
@@ -127,7 +128,7 @@ class _LatentNet:
                 terms = self._loss(Xt[idx], yt[idx])
                 if not torch.isfinite(terms['loss']):
                     raise FloatingPointError(f"{type(self).__name__} diverged at epoch {self.epochs_done + 1}, step {s + 1}: "
-                                             f"loss {float(terms['loss'])} (lr={self.lr}); lower the learning rate")
+                                             f"loss {float(terms['loss'].detach())} (lr={self.lr}); lower the learning rate")
                 self.opt.zero_grad(set_to_none=True)
                 terms['loss'].backward()
                 self.tracker.step(**terms)
@@ -135,6 +136,7 @@ class _LatentNet:
             self.epochs_done += 1
             row = self._evaluate(Xt, yt, eval_sets)
             bar.set_postfix(loss=f"{row['loss']:.4f}", **{k: f'{v:.3f}' for k, v in row.items() if k.endswith('_acc')})
+            if callback is not None: callback(self, self.epochs_done)
         return self
 
     def _evaluate(self, Xt, yt, eval_sets):

@@ -196,10 +196,12 @@ def history_frame(model) -> pd.DataFrame:
 class LivePlot:
     "A training callback drawing history columns against the epoch: in place in JupyterLab, one static figure elsewhere."
     def __init__(self, columns,                 # history column(s) to draw
-                 history=history_frame,         # model -> DataFrame of the history so far
-                 title: str | None = None, logy: bool = False):
+                 history=history_frame,         # callback argument -> DataFrame of the history so far
+                 title: str | None = None, logy: bool = False,
+                 x: str = 'epoch',              # the column (or index) along the x axis
+                 final: bool = True):           # outside JupyterLab, show the finished curves once at the end
         self.columns = [columns] if isinstance(columns, str) else list(columns)
-        self.history, self.title, self.logy = history, title, logy
+        self.history, self.title, self.logy, self.x, self.final = history, title, logy, x, final
         self.frame, self.updates, self.output = None, 0, None
 
     def _check(self):
@@ -210,8 +212,8 @@ class LivePlot:
         "The curves recorded so far."
         if self.frame is None or self.frame.empty: raise ValueError("LivePlot: nothing recorded yet")
         self._check()
-        df = self.frame.set_index('epoch')[self.columns] if 'epoch' in self.frame.columns else self.frame[self.columns]
-        return plot_curves(df, xlabel='epoch', title=self.title, logy=self.logy)
+        df = self.frame.set_index(self.x)[self.columns] if self.x in self.frame.columns else self.frame[self.columns]
+        return plot_curves(df, xlabel=self.x, title=self.title, logy=self.logy, marker='o' if len(df) <= 50 else '')
 
     def __call__(self, model, epoch=None):
         self.frame = self.history(model); self.updates += 1
@@ -227,7 +229,7 @@ class LivePlot:
     def __enter__(self): return self
 
     def __exit__(self, *exc):
-        if not interactive() and self.frame is not None and not self.frame.empty:
+        if self.final and not interactive() and self.frame is not None and not self.frame.empty:
             from IPython.display import display
             display(self.figure())
         return False

@@ -14,12 +14,13 @@ import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .config import load_settings
 
 # %% auto #0
-__all__ = ['STATUSES', 'Store', 'expand_runs', 'results_table', 'format_table']
+__all__ = ['STATUSES', 'Store', 'expand_runs', 'results_table', 'format_table', 'import_runs', 'ResultsBrowser']
 
 # %% ../nbs/05_store.ipynb #17839593
 _SCHEMA = """
@@ -158,3 +159,163 @@ def format_table(df: pd.DataFrame, fmt: str = 'table') -> str:
     if fmt == 'csv': return df.to_csv(index=False)
     if fmt == 'json': return df.to_json(orient='records', indent=1)
     raise ValueError(f"format {fmt!r}: expected table, tsv, csv or json")
+
+# %% ../nbs/05_store.ipynb #b4696e43
+def _read_json(path: Path) -> dict:
+    try: return json.loads(path.read_text())
+    except json.JSONDecodeError as e: raise ValueError(f"{path}: not valid JSON ({e}); the run folder is damaged") from None
+
+def import_runs(folder: Path | str,           # a reports folder, e.g. reports/reference
+                store: Store | None = None,   # default: the settings' store
+               ) -> list[str]:
+    "Add the run folders found under `folder` to the store; returns the ids added (runs already there are skipped)."
+    folder, store = Path(folder), store or Store()
+    if not folder.is_dir(): raise FileNotFoundError(f"{folder}: no such folder of runs")
+    with store._connect() as con: known = {r[0] for r in con.execute('SELECT id FROM runs')}
+    added = []
+    for env_path in sorted(folder.rglob('environment.json')):
+        d, env = env_path.parent, _read_json(env_path)
+        if 'run_id' not in env or 'experiment' not in env or env['run_id'] in known: continue   # sweep summaries have no run_id
+        if not (d / 'params.json').exists(): raise FileNotFoundError(f"{d}: a run folder without params.json")
+        metrics = _read_json(d / 'metrics.json') if (d / 'metrics.json').exists() else {}
+        report = d / 'report.html'
+        store.add(id=env['run_id'], experiment=env['experiment'], sweep=env.get('sweep'), params=_read_json(d / 'params.json'),
+                  metrics=metrics, status=env.get('status') if env.get('status') in STATUSES else 'interrupted',
+                  started=env.get('started', ''), duration=env.get('duration'), git_commit=env.get('commit'),
+                  git_dirty=env.get('dirty'), run_dir=str(d.resolve()), report=str(report.resolve()) if report.exists() else None,
+                  host=env.get('host'), pid=None, error=env.get('error'))
+        added.append(env['run_id'])
+    return added
+
+# %% ../nbs/05_store.ipynb #d81c0ac2
+_STATUS_COLOURS = {'ok': 'C0', 'failed': 'C3', 'interrupted': 'C1', 'running': 'C7'}
+
+class ResultsBrowser:
+    "Browse the results store: pick an experiment, sort its runs by a metric, open a run's report and figures."
+    def __init__(self, store: Store | None = None,  # default: the settings' store
+                 experiment: str | None = None,     # default: the first experiment with runs
+                 sort: str | None = None,           # a metric (default: the first whose name holds 'acc', else the first)
+                 ascending: bool = False,           # False: the largest value first
+                 top: int = 25):                    # runs shown in the figure
+        self.store, self.ascending, self.top = store or Store(), ascending, top
+        self.experiment = self.sort = None
+        self.select(experiment, sort)
+
+    def experiments(self) -> list[str]:
+        "Experiments with at least one run."
+        return sorted(set(self.store.runs(expand=False)['experiment']))
+
+    def metrics(self, experiment: str | None = None) -> list[str]:
+        "The numeric metrics logged by the runs of an experiment."
+        df = self.store.runs(experiment or self.experiment)
+        return [m for m in df.attrs['metrics'] if pd.api.types.is_numeric_dtype(df[m]) and not pd.api.types.is_bool_dtype(df[m])]
+
+    def select(self, experiment: str | None = None, sort: str | None = None) -> ResultsBrowser:
+        "Choose the experiment and the metric to sort by (the callback of the drop-downs)."
+        exps = self.experiments()
+        if not exps: raise ValueError(f"{self.store.path}: no runs yet; run an experiment (reprlab run quickstart) "
+                                      f"or add committed ones with import_runs('reports/reference')")
+        experiment = experiment or self.experiment or exps[0]
+        if experiment not in exps: raise ValueError(f"experiment {experiment!r} has no runs in {self.store.path}; experiments with runs: {exps}")
+        metrics = self.metrics(experiment)
+        if sort is None:
+            keep = self.sort if experiment == self.experiment else None
+            sort = keep or next((m for m in metrics if 'acc' in m), metrics[0] if metrics else None)
+        elif sort not in metrics: raise ValueError(f"sort={sort!r}: not a numeric metric of {experiment}; its metrics: {metrics}")
+        self.experiment, self.sort = experiment, sort
+        return self
+
+    def table(self) -> pd.DataFrame:
+        "The experiment's runs, best first: id, status, the parameters that differ between runs, then the metrics."
+        df = self.store.runs(self.experiment)
+        varying = [p for p in df.attrs['params'] if df[p].astype(str).nunique() > 1]
+        metrics = [self.sort] + [m for m in self.metrics() if m != self.sort] if self.sort else self.metrics()
+        cols = ['id', 'status'] + (['sweep'] if df['sweep'].notna().any() else []) + varying + metrics
+        out = df[cols]
+        out.attrs['varying'] = varying
+        if self.sort: out = out.sort_values(self.sort, ascending=self.ascending, na_position='last', kind='stable')
+        return out.reset_index(drop=True)
+
+    def figure(self) -> Figure:
+        "The sort metric of the best `top` runs as bars, coloured by status."
+        from reprlab.plots import new_figure
+        if self.sort is None: raise ValueError(f"the runs of {self.experiment} logged no numeric metric to plot")
+        t = self.table()
+        label = lambda r: ' '.join([r['id']] + [f'{p}={r[p]}' for p in t.attrs['varying']])[:60]
+        t = t.dropna(subset=[self.sort]).head(self.top)[::-1]
+        fig = new_figure((6.5, 0.28 * len(t) + 1.2)); ax = fig.subplots()
+        ax.barh(np.arange(len(t)), t[self.sort], color=[_STATUS_COLOURS[s] for s in t['status']])
+        ax.set_yticks(np.arange(len(t)), [label(r) for _, r in t.iterrows()], fontsize=7)
+        for i, v in enumerate(t[self.sort]): ax.text(v, i, f' {v:.4g}', va='center', fontsize=7)
+        ax.set_xlabel(self.sort); ax.set_title(f"{self.experiment}: {len(t)} runs by {self.sort}", fontsize=9)
+        ax.margins(x=0.15)
+        return fig
+
+    def _run(self, run_id: str) -> dict:
+        row = self.store.get(run_id)
+        if row['experiment'] != self.experiment: self.select(row['experiment'])
+        return row
+
+    def run_figure(self, run_id: str, n_cols: int = 3) -> Figure:
+        "The figures a run saved, in one grid titled by their names."
+        import matplotlib.image as mpimg
+        from reprlab.plots import new_figure
+        row = self._run(run_id)
+        pngs = sorted(Path(row['run_dir']).glob('figures/*.png')) if row['run_dir'] else []
+        if not pngs: raise FileNotFoundError(f"run {run_id}: no figures in {row['run_dir']}/figures")
+        rows = -(-len(pngs) // n_cols)
+        fig = new_figure((4 * min(n_cols, len(pngs)), 3.2 * rows))
+        axes = np.atleast_1d(fig.subplots(rows, min(n_cols, len(pngs)))).ravel()
+        for ax, p in zip(axes, pngs): ax.imshow(mpimg.imread(p)); ax.set_title(p.stem, fontsize=8)
+        for ax in axes: ax.axis('off')
+        return fig
+
+    def run_html(self, run_id: str) -> str:
+        "A run in a few lines: a link to its report, status, parameters, metrics and its analysis dialog."
+        import html
+        row = self._run(run_id)
+        link = (f'<a href="{html.escape(os.path.relpath(row["report"]))}" target="_blank">open the report</a>'
+                if row['report'] and Path(row['report']).exists() else 'no HTML report')
+        fmt = lambda d: ', '.join(f'{k} = {v:.4g}' if isinstance(v, float) else f'{k} = {v}' for k, v in d.items())
+        dialog = Path(row['run_dir'] or '.') / 'dialog.md'
+        text = html.escape(dialog.read_text()) if dialog.exists() else ''
+        return (f"<b>{run_id}</b> ({row['status']}, {row['started']}, commit {str(row['git_commit'])[:10]}): {link}<br>"
+                f"<b>parameters</b>: {html.escape(fmt(row['params']))}<br><b>metrics</b>: {html.escape(fmt(row['metrics']))}"
+                + (f"<pre style='white-space: pre-wrap'>{text}</pre>" if text else ''))
+
+    def widget(self):
+        "Drop-downs for the experiment, the metric and a run; the table, figure and run redrawn in place."
+        import ipywidgets as widgets
+        from IPython.display import HTML, display
+        exp = widgets.Dropdown(options=self.experiments(), value=self.experiment, description='experiment')
+        sort = widgets.Dropdown(options=self.metrics(), value=self.sort, description='sort by')
+        order = widgets.Checkbox(value=self.ascending, description='ascending')
+        run = widgets.Dropdown(description='run')
+        out_table, out_run = widgets.Output(), widgets.Output()
+        def runs_changed():
+            t = self.table()
+            run.options = [(f"{r.id}  {self.sort} = {getattr(r, self.sort):.4g}" if self.sort else r.id, r.id) for r in t.itertuples()]
+            with out_table:
+                out_table.clear_output(wait=True)
+                display(t.head(self.top))
+                if self.sort: display(self.figure())
+        def on_exp(change):
+            self.select(exp.value)
+            sort.unobserve(on_sort, names='value'); sort.options = self.metrics(); sort.value = self.sort; sort.observe(on_sort, names='value')
+            runs_changed()
+        def on_sort(change): self.select(sort=sort.value); runs_changed()
+        def on_order(change): self.ascending = order.value; runs_changed()
+        def on_run(change):
+            if run.value is None: return
+            with out_run:
+                out_run.clear_output(wait=True); display(HTML(self.run_html(run.value)))
+                if any(Path(self.store.get(run.value)['run_dir'] or '.').glob('figures/*.png')): display(self.run_figure(run.value))
+        exp.observe(on_exp, names='value'); sort.observe(on_sort, names='value')
+        order.observe(on_order, names='value'); run.observe(on_run, names='value')
+        runs_changed()
+        return widgets.VBox([widgets.HBox([exp, sort, order]), out_table, run, out_run])
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        from reprlab.config import interactive
+        if interactive(): return self.widget()._repr_mimebundle_(include=include, exclude=exclude)
+        return {'image/png': self.figure()._repr_png_(), 'text/plain': f'ResultsBrowser({self.experiment}, sort={self.sort})'}
