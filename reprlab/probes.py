@@ -8,6 +8,7 @@ Docs: https://reprlab.github.io/reprlab/probes.html.md"""
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,7 +19,7 @@ from .config import tqdm
 from .config import get_device
 
 # %% auto #0
-__all__ = ['NotFittedError', 'KNNClassifier', 'knn_scan', 'NearestCentroidClassifier', 'ProbeResult', 'linear_probe',
+__all__ = ['NotFittedError', 'KNNClassifier', 'knn_scan', 'NearestCentroidClassifier', 'LinearSVM', 'ProbeResult', 'linear_probe',
            'run_probes', 'probe_table']
 
 # %% ../nbs/02_probes.ipynb #ff5cc350
@@ -51,33 +52,68 @@ def _prepare(X, metric, device, dtype):
     if metric == 'cosine': T = T / T.norm(dim=1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
     return T
 
-# %% ../nbs/02_probes.ipynb #1ca3ea56
+def _top_rows(S: torch.Tensor, k: int, largest: bool, group: int = 64):
+    "Exact top-k of each row of S (q, w), values and columns: the best k groups of `group` columns by their maxima hold a top-k."
+    q, w = S.shape
+    k = min(k, w)
+    G = w // group
+    if G <= 2 * k: return S.topk(k, dim=1, largest=largest)             # narrow rows: a plain topk
+    head = S[:, :G * group].view(q, G, group)
+    gm = head.amax(2) if largest else head.amin(2)                       # (q, G): one cheap pass over S
+    _, g = gm.topk(k, dim=1, largest=largest)                            # (q, k) groups
+    cols = (g[:, :, None] * group + torch.arange(group, device=S.device)).view(q, k * group)
+    if G * group < w: cols = torch.cat([cols, torch.arange(G * group, w, device=S.device).expand(q, -1)], 1)   # the last columns
+    v, pos = S.gather(1, cols).topk(k, dim=1, largest=largest)           # topk over k * group candidates, not w
+    return v, cols.gather(1, pos)
+
+# %% ../nbs/02_probes.ipynb #cb7498ca
 class KNNClassifier:
-    "k-nearest-neighbour classifier in torch, chunked to a memory budget."
+    "k-nearest-neighbour classifier in torch, in blocks bounded by a memory budget; sparse codes take a sparse product."
     def __init__(self,
                  k: int = 5,                   # neighbours that vote
                  metric: str = 'cosine',       # 'cosine' or 'euclidean'
                  weights: str = 'uniform',     # 'uniform' (majority vote) or 'distance' (votes weighted by 1/distance)
                  device=None,                  # None: settings; 'auto': CUDA when present
-                 max_block_bytes: int = 2**28, # largest distance block held in memory (256 MiB)
+                 max_block_bytes: int = 2**28, # largest score block held in memory (256 MiB)
+                 sparse='auto',                # sparse products: True, False, or 'auto' (on the CPU when both sides are < 10% non-zero)
                  progress: bool = False,       # a progress bar over query blocks
                 ):
         self.k, self.metric, self.weights, self.device = k, metric, weights, device
-        self.max_block_bytes, self.progress = max_block_bytes, progress
+        self.max_block_bytes, self.sparse, self.progress = max_block_bytes, sparse, progress
 
     def fit(self, X, y):
         "Store the training set (on the device) and its classes."
         if self.metric not in ('cosine', 'euclidean'): raise ValueError(f"metric={self.metric!r}: expected 'cosine' or 'euclidean'")
         if self.weights not in ('uniform', 'distance'): raise ValueError(f"weights={self.weights!r}: expected 'uniform' or 'distance'")
         if not (isinstance(self.k, (int, np.integer)) and self.k >= 1): raise ValueError(f"k={self.k!r}: expected a positive int")
+        if self.sparse not in (True, False, 'auto'): raise ValueError(f"sparse={self.sparse!r}: expected True, False or 'auto'")
         X, y = _check_xy(X, y, 'X_train')
         self.device_ = get_device(self.device)
         self.dtype_ = torch.float64 if X.dtype == np.float64 else torch.float32
         self.classes_, y_idx = np.unique(y, return_inverse=True)
         self.X_ = _prepare(X, self.metric, self.device_, self.dtype_)                  # (N, D)
         self.sqnorm_ = (self.X_ * self.X_).sum(1) if self.metric == 'euclidean' else None
+        self.density_ = float((self.X_ != 0).sum()) / max(self.X_.numel(), 1)          # share of non-zero entries
         self.y_ = torch.as_tensor(y_idx, device=self.device_)                         # (N,)
+        self._Xt = None
         return self
+
+    def _use_sparse(self, Q) -> bool:
+        if self.sparse != 'auto': return bool(self.sparse)
+        return self.device_.type == 'cpu' and self.density_ < 0.1 and float((Q != 0).sum()) / max(Q.numel(), 1) < 0.1
+
+    def _scores(self, A, As, t0, w, S):
+        "Fill S (len(A), w) with scores of A against training rows t0..t0+w: cosine similarity, or |b|^2 - 2 a.b (Euclidean)."
+        cos = self.metric == 'cosine'
+        if As is None:                                                   # dense: one product, written in place
+            if cos: torch.mm(A, self.X_[t0:t0 + w].T, out=S)
+            else: torch.addmm(self.sqnorm_[t0:t0 + w][None], A, self.X_[t0:t0 + w].T, beta=1, alpha=-2, out=S)
+            return
+        for c0 in range(0, w, 2048):                                     # sparse: a (D, 2048) slice of X^T stays in cache
+            c1 = min(w, c0 + 2048)
+            P = torch.sparse.mm(As, self._Xt[:, t0 + c0:t0 + c1])      # (len(A), c1 - c0) products a.b
+            if cos: S[:, c0:c1] = P
+            else: torch.add(self.sqnorm_[t0 + c0:t0 + c1], P, alpha=-2, out=S[:, c0:c1])
 
     @torch.no_grad()
     def kneighbors(self, X, k: int | None = None, exclude_self: bool = False):
@@ -90,27 +126,39 @@ class KNNClassifier:
         if k > n - exclude_self: raise ValueError(f"k={k} but only {n - exclude_self} training samples can be neighbours")
         if exclude_self and len(X) != n: raise ValueError("exclude_self needs the training set itself as X")
         Q = _prepare(X, self.metric, self.device_, self.dtype_)
+        cos, sparse = self.metric == 'cosine', self._use_sparse(Q)
+        if sparse and self._Xt is None: self._Xt = self.X_.T.contiguous()   # (D, N): columns of X^T for the sparse product
         itemsize = Q.element_size()
-        qb = max(1, min(len(Q), 4096, self.max_block_bytes // (itemsize * max(k, 1) * 4)))
-        tb = max(k, self.max_block_bytes // (itemsize * qb) - k)        # block (qb, tb + k) fits the budget
-        out_d = torch.empty(len(Q), k, dtype=self.dtype_, device=self.device_)
+        # a block is (queries, training rows): the whole training set per block when 64 queries fit the budget
+        width = n if n * itemsize * 64 <= self.max_block_bytes else max(k, self.max_block_bytes // (itemsize * 64))
+        qb = max(1, min(len(Q), 4096, self.max_block_bytes // (itemsize * width)))
+        buf = torch.empty(qb * width, dtype=self.dtype_, device=self.device_)   # the one score block, reused
+        out_s = torch.empty(len(Q), k, dtype=self.dtype_, device=self.device_)
         out_i = torch.empty(len(Q), k, dtype=torch.long, device=self.device_)
         for q0 in tqdm(range(0, len(Q), qb), desc='kNN', disable=not self.progress, leave=False):
-            A = Q[q0:q0+qb]                                             # (qb, D)
-            best_d = torch.full((len(A), k), float('inf'), dtype=self.dtype_, device=self.device_)
-            best_i = torch.zeros((len(A), k), dtype=torch.long, device=self.device_)
-            for t0 in range(0, n, tb):
-                D = _distances(A, self.X_[t0:t0+tb], self.metric, None if self.sqnorm_ is None else self.sqnorm_[t0:t0+tb])
-                if exclude_self:                                        # a training sample is not its own neighbour
+            A = Q[q0:q0 + qb]                                            # (qb, D)
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore', UserWarning)             # torch: "sparse CSR support is in beta"
+                As = A.to_sparse_csr() if sparse else None
+            best_s = best_i = None
+            for t0 in range(0, n, width):
+                w = min(width, n - t0)
+                S = buf[:len(A) * w].view(len(A), w)                     # (qb, w)
+                self._scores(A, As, t0, w, S)
+                if exclude_self:                                         # a training sample is not its own neighbour
                     rows = torch.arange(q0, q0 + len(A), device=self.device_)
-                    hit = (rows >= t0) & (rows < t0 + D.shape[1])
-                    D[hit.nonzero()[:, 0], rows[hit] - t0] = float('inf')
-                idx = torch.arange(t0, t0 + D.shape[1], device=self.device_).expand(len(A), -1)
-                cand_d, cand_i = torch.cat([best_d, D], 1), torch.cat([best_i, idx], 1)   # (qb, k + tb)
-                best_d, pos = cand_d.topk(k, dim=1, largest=False, sorted=True)
-                best_i = cand_i.gather(1, pos)
-            out_d[q0:q0+qb], out_i[q0:q0+qb] = best_d, best_i
-        return out_d.cpu().numpy(), out_i.cpu().numpy()
+                    hit = (rows >= t0) & (rows < t0 + w)
+                    S[hit.nonzero()[:, 0], rows[hit] - t0] = float('-inf') if cos else float('inf')
+                s, i = _top_rows(S, k, largest=cos)
+                i += t0
+                if best_s is not None:                                   # merge with the best of earlier chunks
+                    s, i = torch.cat([best_s, s], 1), torch.cat([best_i, i], 1)
+                    s, pos = s.topk(k, dim=1, largest=cos); i = i.gather(1, pos)
+                best_s, best_i = s, i
+            order = best_s.argsort(dim=1, descending=cos)                # nearest first
+            out_s[q0:q0 + qb], out_i[q0:q0 + qb] = best_s.gather(1, order), best_i.gather(1, order)
+        d = 1 - out_s if cos else ((Q * Q).sum(1, keepdim=True) + out_s).clamp_min_(0).sqrt_()
+        return d.cpu().numpy(), out_i.cpu().numpy()
 
     def vote(self, dist, idx, k: int | None = None, weights: str | None = None) -> np.ndarray:
         "Class scores (Q, n_classes) from the first k neighbours (cheap: reuse one `kneighbors` call for many k)."
@@ -182,6 +230,72 @@ class NearestCentroidClassifier:
         "Accuracy on (X, y)."
         return float((self.predict(X) == np.asarray(y)).mean())
 
+# %% ../nbs/02_probes.ipynb #36482f44
+class LinearSVM:
+    "Linear SVM (one-vs-rest, squared hinge, L2): liblinear's LinearSVC objective, fitted by L-BFGS in torch."
+    def __init__(self,
+                 C: float = 1.0,          # inverse regularisation strength
+                 max_iter: int = 1000,    # L-BFGS iterations
+                 tol: float = 1e-4,       # stop when max |gradient| falls below tol x its value at zero
+                 dtype=torch.float32,     # float64 for exact comparisons
+                 device=None):            # None: settings; 'auto': CUDA when present
+        self.C, self.max_iter, self.tol, self.dtype, self.device = C, max_iter, tol, dtype, device
+
+    def _augment(self, X):
+        X = torch.as_tensor(X, device=self.device_, dtype=self.dtype)
+        return torch.cat([X, torch.ones(len(X), 1, device=self.device_, dtype=self.dtype)], 1)   # (n, d + 1): intercept column
+
+    def fit(self, X, y):
+        "Fit one weight vector per class (two classes: still one per class, the same predictions as one)."
+        import warnings
+        if not self.C > 0: raise ValueError(f"C={self.C!r}: expected a positive number")
+        X, y = _check_xy(X, y, 'X_train')
+        self.device_ = get_device(self.device)
+        self.classes_, y_idx = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2: raise ValueError(f"y: one class only ({self.classes_[0]!r}); a classifier needs two or more")
+        Xa = self._augment(X)                                                   # (n, d + 1)
+        T = -torch.ones(len(Xa), len(self.classes_), device=self.device_, dtype=self.dtype)
+        T[torch.arange(len(Xa)), torch.as_tensor(y_idx, device=self.device_)] = 1   # (n, K) targets +-1
+        W = torch.zeros(Xa.shape[1], len(self.classes_), device=self.device_, dtype=self.dtype, requires_grad=True)
+        C = self.C
+        def closure():
+            with torch.no_grad():
+                M = (1 - T * (Xa @ W)).clamp_min_(0)                            # (n, K) margins violated
+                W.grad = W.detach() - 2 * C * ((T * M).T @ Xa).T                # (d + 1, K); (G^T X)^T: the fast product
+                return 0.5 * (W * W).sum() + C * (M * M).sum()
+        g0 = float((2 * C * (T.T @ Xa)).abs().max())                            # max |gradient| at W = 0
+        opt = torch.optim.LBFGS([W], lr=1, max_iter=self.max_iter, tolerance_grad=self.tol * g0, tolerance_change=0,
+                                history_size=20, line_search_fn='strong_wolfe')
+        opt.step(closure)
+        state = opt.state[W]
+        self.n_iter_ = int(state['n_iter'])
+        with torch.no_grad(): closure()
+        self.converged_ = float(W.grad.abs().max()) <= self.tol * g0
+        if not self.converged_:
+            warnings.warn(f"LinearSVM: not converged after {self.n_iter_} iterations (max |gradient| {float(W.grad.abs().max()):.3g}, "
+                          f"target {self.tol * g0:.3g}); raise max_iter or tol, or lower C")
+        W = W.detach()
+        self.coef_, self.intercept_ = W[:-1].T.cpu().numpy(), W[-1].cpu().numpy()   # (K, d), (K,) as scikit-learn
+        self.W_ = W
+        return self
+
+    @torch.no_grad()
+    def decision_function(self, X) -> np.ndarray:
+        "Scores (n, K), one column per class."
+        _check_fitted(self)
+        X = _as_2d(X, 'X')
+        if X.shape[1] != self.coef_.shape[1]: raise ValueError(f"X has {X.shape[1]} features, the SVM was fitted on {self.coef_.shape[1]}")
+        return (self._augment(X) @ self.W_).cpu().numpy()
+
+    def predict(self, X) -> np.ndarray:
+        "The class with the largest score."
+        scores = self.decision_function(X)
+        return self.classes_[scores.argmax(1)]
+
+    def score(self, X, y) -> float:
+        "Accuracy on (X, y)."
+        return float((self.predict(X) == np.asarray(y)).mean())
+
 # %% ../nbs/02_probes.ipynb #8ed9531f
 @dataclass
 class ProbeResult:
@@ -193,26 +307,38 @@ class ProbeResult:
     y_pred: np.ndarray = field(repr=False)   # test predictions
     model: object = field(repr=False, default=None)
 
+class _Standardized:
+    "A classifier on features standardised with the training split's per-feature mean and standard deviation."
+    def __init__(self, clf): self.clf = clf
+    def _scale(self, X): return (np.asarray(X, dtype=self.mean_.dtype) - self.mean_) / self.scale_
+    def fit(self, X, y):
+        X = np.asarray(X)
+        X = X if X.dtype in (np.float32, np.float64) else X.astype(np.float64)
+        self.mean_, sd = X.mean(0), X.std(0)
+        self.scale_ = np.where(sd > 0, sd, 1).astype(X.dtype)              # constant features stay as they are, like StandardScaler
+        self.clf.fit(self._scale(X), y); return self
+    def predict(self, X): return self.clf.predict(self._scale(X))
+    def score(self, X, y): return float((self.predict(X) == np.asarray(y)).mean())
+
 def linear_probe(X_train, y_train, X_test, y_test,
-                 kind: str = 'logistic',   # 'logistic' or 'svm'
+                 kind: str = 'logistic',   # 'logistic' (scikit-learn) or 'svm' (LinearSVM, in torch)
                  C: float = 1.0,           # inverse regularisation strength
                  max_iter: int = 2000,     # solver iterations
-                 seed: int = 0,            # random_state of the solver
+                 seed: int = 0,            # random_state of the logistic solver
+                 device=None,              # the SVM's device (None: settings)
                 ) -> ProbeResult:
     "Fit a linear classifier on standardised features; accuracies and fitting time."
     from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import LinearSVC
     X_train, y_train = _check_xy(X_train, y_train, 'X_train')
     X_test, y_test = _check_xy(X_test, y_test, 'X_test')
     if kind == 'logistic': clf = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
-    elif kind == 'svm': clf = LinearSVC(C=C, max_iter=max_iter, random_state=seed)
+    elif kind == 'svm': clf = LinearSVM(C=C, max_iter=max_iter, device=device)
     else: raise ValueError(f"kind={kind!r}: expected 'logistic' or 'svm'")
-    model = make_pipeline(StandardScaler(), clf)
+    model = _Standardized(clf)
     t = time.perf_counter(); model.fit(X_train, y_train); fit_s = time.perf_counter() - t
     pred = model.predict(X_test)
-    return ProbeResult(kind, float(model.score(X_train, y_train)), float((pred == y_test).mean()), fit_s, pred, model)
+    return ProbeResult(kind, model.score(X_train, y_train), float((pred == y_test).mean()), fit_s, pred, model)
+
 
 # %% ../nbs/02_probes.ipynb #c1ec624b
 def run_probes(X_train, y_train, X_test, y_test,
@@ -232,7 +358,7 @@ def run_probes(X_train, y_train, X_test, y_test,
             if name == 'knn': train_acc = float((clf.classes_[clf.vote(*clf.kneighbors(X_train, exclude_self=True)).argmax(1)] == y_train).mean())
             else: train_acc = clf.score(X_train, y_train)
             out[name] = ProbeResult(name, train_acc, float((pred == np.asarray(y_test)).mean()), fit_s, pred, clf)
-        elif name in ('logistic', 'svm'): out[name] = linear_probe(X_train, y_train, X_test, y_test, name, C, seed=seed)
+        elif name in ('logistic', 'svm'): out[name] = linear_probe(X_train, y_train, X_test, y_test, name, C, seed=seed, device=device)
         else: raise ValueError(f"unknown probe {name!r}; expected knn, centroid, logistic or svm")
     return out
 

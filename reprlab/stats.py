@@ -116,7 +116,7 @@ class ActivityStats:
         "A readable paragraph."
         unused = ', '.join(f'{v} below {t:g}' for t, v in self.unused.items())
         med = self.unit_q['q50'].median()
-        return (f"{self.name}: {self.n_samples} samples x {self.n_units} units. {self.dead} dead units (never above {self.eps:g}); "
+        return (f"{self.name}: {self.n_samples} samples x {self.n_units} units. {self.dead} dead unit{'s' * (self.dead != 1)} (never above {self.eps:g}); "
                 f"unused units (90% quantile below the threshold): {unused}. On average {self.active_per_sample:.1f} units "
                 f"({self.active_per_sample / self.n_units:.1%}) are active per sample. Population sparseness {np.nanmean(self.population):.3f}, "
                 f"lifetime sparseness {np.nanmean(self.lifetime):.3f} (0 = dense, 1 = one active). The median unit's median activity is "
