@@ -45,28 +45,55 @@ clean-nbs: install
 	$(BIN)/nbdev-clean
 
 # The committed full-scale reference runs (reports/reference/EXPERIMENT/RUN_ID). Needs real MNIST:
-# REPRLAB_DATA must point at a folder holding mnist/ (in development: ../shared/data). Takes about 45 minutes on 2 cores (the centroid sweep: 5 more).
-# Its own results store, so that the sweep below does not resume points recorded by an earlier reference run.
+# REPRLAB_DATA must point at a folder holding mnist/ (in development: ../shared/data). `make reference` regenerates
+# all of them (about an hour on 2 cores); `make reference-EXPERIMENT` one experiment's. Each target replaces its
+# experiment's folder. Benchmarks (bench_*) need a quiet machine: their ratios are measured in one run.
+# Their own results store, so that the sweep below does not resume points recorded by an earlier reference run.
 REFENV := REPRLAB_REPORTS=reports/reference REPRLAB_STORE=reports/reference/.store.sqlite
 REF := $(REFENV) $(BIN)/reprlab run
-reference: install
-	rm -rf reports/reference/quickstart reports/reference/dreamcomp reports/reference/kh_readout reports/reference/bench_competitive \
-	  reports/reference/actcoolr reports/reference/centroid_clustering reports/reference/topo_sparse_dream reports/reference/bench_topo \
-	  reports/reference/.store.sqlite*
+REFERENCES := quickstart dreamcomp kh_readout bench_competitive actcoolr centroid_clustering topo_sparse_dream bench_topo \
+  sparse_contrastive bench_probes
+.PHONY: reference $(addprefix reference-,$(REFERENCES))
+reference: $(addprefix reference-,$(REFERENCES))
+$(addprefix reference-,$(REFERENCES)): install
+CLEAR = rm -rf reports/reference/$(subst reference-,,$@)
+reference-quickstart:
+	$(CLEAR)
 	$(REF) quickstart --no-progress
+reference-dreamcomp:
+	$(CLEAR)
 	$(REF) dreamcomp --no-progress -p dataset mnist -p kx 10 -p ky 10 -p epochs 15 -p batch_size 100 -p recon_weight 10 \
 	  -p lr 0.003 -p label_lr 0.003 -p seeds 3 -p target_acc 0.923
 	$(REF) dreamcomp --no-progress -p dataset mnist -p kx 20 -p ky 20 -p epochs 10 -p batch_size 100 -p recon_weight 10 \
 	  -p lr 0.006 -p label_lr 0.05 -p seeds 3 -p target_acc 0.948
+reference-kh_readout:
+	$(CLEAR)
 	$(REF) kh_readout --no-progress -p dataset mnist -p n_units 2000 -p p 3 -p k 7 -p delta 0.4 -p eps0 0.02 -p epochs 30 \
 	  -p batch_size 100 -p n 3 -p readout_epochs 60 -p readout_scale global -p target_acc 0.975
+reference-bench_competitive:
+	$(CLEAR)
 	$(REF) bench_competitive --no-progress
+reference-actcoolr:
+	$(CLEAR)
 	$(REF) actcoolr --no-progress -p dataset mnist -p model convnet4 -p schedule all -p epochs 3 -p batch_size 128 -p seeds 2
+reference-centroid_clustering:
+	$(CLEAR)
+	rm -f reports/reference/.store.sqlite*
 	$(REF) centroid_clustering --no-progress -p seeds 3
+	$(REFENV) $(BIN)/reprlab sweep centroid_clustering --config nbs/experiments/centroid_clustering.sweep.yaml --no-progress
+reference-topo_sparse_dream:
+	$(CLEAR)
 	for inh in none surround; do $(REF) topo_sparse_dream --no-progress -p dataset mnist -p kx 20 -p ky 20 -p epochs 5 \
 	  -p samples_per_epoch 20000 -p lr 0.1 -p sparsity 0.02 -p homeostasis_rate 1.0 -p excitation_radius 2 -p inhibition $$inh || exit 1; done
+reference-bench_topo:
+	$(CLEAR)
 	$(REF) bench_topo --no-progress
-	$(REFENV) $(BIN)/reprlab sweep centroid_clustering --config nbs/experiments/centroid_clustering.sweep.yaml --no-progress
+reference-sparse_contrastive:
+	$(CLEAR)
+	$(REF) sparse_contrastive --no-progress -p dataset mnist -p epochs 20 -p top_k 7 -p compare_top_k 0,7
+reference-bench_probes:
+	$(CLEAR)
+	$(REF) bench_probes --no-progress
 
 # The documentation site, built offline from the notebooks into _site/ (see docs/build.py and README.md):
 # nbdev's notebook processors, then Sphinx with myst-nb and furo, warnings as errors; MathJax is a local npm copy.
