@@ -5,7 +5,7 @@ Builds the site once per test session (into a temporary folder, with its own int
 signatures and a figure, math rendered by the local MathJax, the offline search, a reference report with its
 figures. Screenshots of the pages go to test-artifacts/docs/.
 """
-import functools, importlib.util, re, shutil, subprocess, sys, threading
+import functools, importlib, importlib.util, json, re, shutil, subprocess, sys, threading
 from html import unescape
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -165,3 +165,27 @@ def test_report_page(site, server, tmp_path):
 def test_nothing_external(site):
     "No page or stylesheet loads anything from the internet (the check build.py runs after each build)."
     assert _build_module().external_refs(site) == []
+
+
+def test_every_notebook_and_reference_report_has_its_page(site):
+    "A page per library notebook, per experiment notebook and per committed reference report, with its outputs."
+    build = _build_module()
+    pages = build.collect_pages()
+    kinds = {k: [p for p in pages if p['kind'] == k] for k in ('lib', 'experiment', 'report', 'sweep')}
+    assert len(kinds['lib']) == len([p for p in (ROOT/'nbs').glob('*.ipynb') if p.name != 'index.ipynb'])
+    assert len(kinds['experiment']) == len(list((ROOT/'nbs'/'experiments').glob('*.ipynb')))
+    assert len(kinds['report']) == len([p for p in (ROOT/'reports'/'reference').glob('*/*/report.ipynb') if p.parent.name != 'sweeps'])
+    for p in pages:
+        f = site/f"{p['page']}.html"
+        assert f.exists(), f"{p['src']}: no page {f.name}"
+        html = f.read_text()
+        if p['kind'] == 'lib':                            # the module's API: show_doc of every exported name has an anchor
+            mod = importlib.import_module(f"reprlab.{p['page']}")
+            for name in getattr(mod, '__all__', []):
+                if callable(getattr(mod, name)): assert name in _text(html), f"{f.name}: nothing about {name}"
+            n_png = sum('image/png' in o.get('data', {}) for c in json.loads(p['src'].read_text())['cells']
+                        for o in c.get('outputs', []))
+            assert html.count('<img') >= n_png, f"{f.name}: {html.count('<img')} images for {n_png} figure outputs"
+        if p['kind'] in ('report', 'sweep'):              # every figure the run saved is on its page
+            figs = list((p['src'].parent/'figures').glob('*.png'))
+            assert html.count('<img') >= len(figs), f"{f.name}: {html.count('<img')} images for {len(figs)} figures"
