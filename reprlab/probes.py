@@ -247,7 +247,6 @@ class LinearSVM:
 
     def fit(self, X, y):
         "Fit one weight vector per class (two classes: still one per class, the same predictions as one)."
-        import warnings
         if not self.C > 0: raise ValueError(f"C={self.C!r}: expected a positive number")
         X, y = _check_xy(X, y, 'X_train')
         self.device_ = get_device(self.device)
