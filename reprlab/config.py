@@ -8,6 +8,8 @@ Docs: https://reprlab.github.io/reprlab/config.html.md"""
 from __future__ import annotations
 
 import configparser
+import hashlib
+import json
 import importlib.metadata
 import importlib.util
 import os
@@ -20,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
+# torch is imported where it is used: `reprlab --help`, `list` and `results` start without it.
 
 # %% auto #0
-__all__ = ['Settings', 'find_settings_file', 'load_settings', 'get_device', 'seed_everything', 'git_state', 'package_versions',
-           'device_name', 'environment', 'interactive', 'tqdm']
+__all__ = ['RUN_DIR_ENV', 'Settings', 'find_settings_file', 'load_settings', 'get_device', 'seed_everything', 'git_state',
+           'package_versions', 'device_name', 'environment', 'write_json', 'read_json', 'file_digest', 'record_input',
+           'interactive', 'tqdm']
 
 # %% ../nbs/00_config.ipynb #baad1f22
 _KEYS = {  # key: (type, environment variable, default)
@@ -36,6 +39,7 @@ _KEYS = {  # key: (type, environment variable, default)
     'device': (str, 'REPRLAB_DEVICE', 'auto'),
     'seed': (int, 'REPRLAB_SEED', '0'),
     'sweep_workers': (int, 'REPRLAB_WORKERS', '2'),
+    'cell_timeout': (float, 'REPRLAB_TIMEOUT', '7200'),
 }
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class Settings:
     device: str          # auto, cpu, cuda or cuda:N
     seed: int            # default seed
     sweep_workers: int   # local sweep workers
+    cell_timeout: float  # seconds a cell of a run may take (0: no limit)
 
 # %% ../nbs/00_config.ipynb #92c73983
 def find_settings_file(start: Path | None = None, # folder to search upwards from (default: working folder)
@@ -73,6 +78,12 @@ def _convert(key, raw, typ, where):
     if typ is int:
         try: return int(raw)
         except ValueError: raise ValueError(f"{where}: setting '{key}' must be an integer, got {raw!r}") from None
+    if typ is float:
+        try: v = float(raw)
+        except ValueError: v = -1.0
+        if not (v >= 0 and v < float('inf')):
+            raise ValueError(f"{where}: setting '{key}' must be a number of seconds >= 0 (0: no limit), got {raw!r}")
+        return v
     return raw
 
 def load_settings(path: Path | str | None = None, # settings.ini to read (default: `find_settings_file()`)
@@ -105,6 +116,7 @@ def load_settings(path: Path | str | None = None, # settings.ini to read (defaul
 def get_device(device: str | torch.device | None = None, # None: from settings; 'auto': CUDA when present
               ) -> torch.device:
     "Resolve a device name to a `torch.device`."
+    import torch
     if isinstance(device, torch.device): return device
     name = device or load_settings().device
     if name == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
@@ -118,6 +130,7 @@ def get_device(device: str | torch.device | None = None, # None: from settings; 
 def seed_everything(seed: int, # seed for Python's `random`, NumPy's global generator and torch
                    ) -> int:
     "Seed Python, NumPy and torch (CPU and CUDA) global generators; returns the seed."
+    import torch
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool): raise TypeError(f"seed must be an int, got {seed!r}")
     random.seed(int(seed)); np.random.seed(int(seed) % 2**32); torch.manual_seed(int(seed))
     return int(seed)
@@ -153,6 +166,7 @@ def package_versions(names=_PACKAGES) -> dict:
 
 def device_name(device: str | torch.device | None = None) -> str:
     "Human-readable name of the device, e.g. 'cpu (2 threads)' or the GPU's name."
+    import torch
     dev = get_device(device)
     if dev.type == 'cuda': return f"{dev} ({torch.cuda.get_device_name(dev)})"
     return f"cpu ({torch.get_num_threads()} threads)"
@@ -161,6 +175,50 @@ def environment(root: Path | None = None) -> dict:
     "Everything a run records about where it ran: git state, versions, machine."
     return {**git_state(root), 'versions': package_versions(), 'host': socket.gethostname(),
             'platform': platform.platform(), 'executable': sys.executable}
+
+# %% ../nbs/00_config.ipynb #9d14a4d9
+RUN_DIR_ENV = 'REPRLAB_RUN_DIR'
+
+def write_json(path: Path, obj):
+    "Write JSON atomically (a reader never sees half a file; a failed write leaves no temporary file)."
+    path = Path(path)
+    tmp = path.with_name(path.name + '.tmp')
+    try:
+        tmp.write_text(json.dumps(obj, indent=2, default=str))
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise OSError(e.errno, f"{path}: cannot write ({e.strerror or e})") from None
+
+def read_json(path: Path, default=None):
+    "Read JSON, or `default` when the file does not exist."
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else default
+
+_DIGESTS: dict = {}   # (path, size, mtime_ns) -> sha256
+
+def file_digest(path: Path | str) -> str | None:
+    "SHA-256 of a file's bytes (None when it does not exist), cached by path, size and modification time."
+    path = Path(path)
+    try: st = path.stat()
+    except FileNotFoundError: return None
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        with open(path, 'rb') as f:
+            for block in iter(lambda: f.read(1 << 20), b''): h.update(block)
+        _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]
+
+def record_input(path: Path | str):
+    "Record in the current run (when there is one) that it read the data file `path`, with its digest."
+    d = os.environ.get(RUN_DIR_ENV)
+    if not d: return
+    env_path, p = Path(d)/'environment.json', str(Path(path).resolve())
+    env = read_json(env_path, {})
+    data = env.setdefault('digests', {}).setdefault('data', {})
+    if data.get(p) != (digest := file_digest(p)):
+        data[p] = digest; write_json(env_path, env)
 
 # %% ../nbs/00_config.ipynb #10d0c42c
 def interactive() -> bool:

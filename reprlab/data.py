@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from .config import tqdm
 
-from .config import load_settings
+from .config import load_settings, record_input
 
 # %% auto #0
 __all__ = ['MNIST_FILES', 'FASHION_FILES', 'CIFAR10_FILE', 'CIFAR100_FILE', 'FASHION_CLASSES', 'DATASETS', 'DataError',
@@ -244,6 +244,7 @@ def locate_all(dataset: str, files: list[RemoteFile], data_dir: Path, cache_dir:
                         "\nSearched:\n  " + '\n  '.join(map(str, dirs)) +
                         "\nPut the files in one of these folders (the data folder is set by REPRLAB_DATA or settings.ini) "
                         "or allow the download.")
+    for path in found: record_input(path)   # a recorded run keeps the digest of every data file it read
     return found
 
 # %% ../nbs/01_data.ipynb #a938d5cf

@@ -7,11 +7,14 @@ Docs: https://reprlab.github.io/reprlab/report.html.md"""
 # %% ../nbs/04_report.ipynb #e294e672
 from __future__ import annotations
 
-import json
+import fnmatch
+import hashlib
 import math
 import os
 import re
+import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,15 +22,14 @@ import numpy as np
 import torch
 from IPython.display import Image, Markdown, display
 
-from .config import device_name, get_device, load_settings, package_versions, seed_everything
+from .config import (RUN_DIR_ENV, device_name, file_digest, get_device, load_settings, package_versions, read_json,
+                            seed_everything, write_json)
 
 # %% auto #0
-__all__ = ['RUN_DIR_ENV', 'run_dir', 'write_json', 'read_json', 'Run', 'begin', 'log_metrics', 'save_figure', 'say', 'hope',
-           'show_hopes']
+__all__ = ['LAB_METRICS', 'run_dir', 'DivergedError', 'check_finite', 'Metric', 'parse_metrics', 'find_metric', 'primary_metric',
+           'Run', 'study_differences', 'begin', 'log_metrics', 'save_figure', 'say', 'hope', 'show_hopes']
 
 # %% ../nbs/04_report.ipynb #d9575c45
-RUN_DIR_ENV = 'REPRLAB_RUN_DIR'
-
 def run_dir() -> Path | None:
     "The folder this run records to, or None when run interactively."
     d = os.environ.get(RUN_DIR_ENV)
@@ -37,18 +39,91 @@ def run_dir() -> Path | None:
 class _State:
     metrics: dict = field(default_factory=dict)
     hopes: list = field(default_factory=list)
+    declared: dict = field(default_factory=dict)   # name or pattern -> Metric, from the notebook's METRICS
+    modules: frozenset = frozenset()               # reprlab modules whose digests are recorded
 
 _state = _State()
 
-def write_json(path: Path, obj):
-    "Write JSON atomically (a reader never sees half a file)."
-    tmp = path.with_name(path.name + '.tmp')
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    tmp.replace(path)
+# %% ../nbs/04_report.ipynb #599a6e95
+class DivergedError(ArithmeticError):
+    "Training produced non-finite (or absurdly large) numbers; the message starts with 'diverged:'."
 
-def read_json(path: Path, default=None):
-    "Read JSON, or `default` when the file does not exist."
-    return json.loads(path.read_text()) if path.exists() else default
+def _first_bad(v, limit: float):
+    "(description of the first bad entry, or None) for a number, array, tensor, module or list of them."
+    if v is None: return None
+    if isinstance(v, torch.nn.Module): v = dict(v.named_parameters())
+    if isinstance(v, dict):
+        for k, x in v.items():
+            if (bad := _first_bad(x, limit)): return f"{bad} in {k}"
+        return None
+    if isinstance(v, (list, tuple)):
+        for i, x in enumerate(v):
+            if (bad := _first_bad(x, limit)): return bad + (f" in item {i}" if len(v) > 1 else '')
+        return None
+    t = v.detach() if isinstance(v, torch.Tensor) else torch.as_tensor(np.asarray(v, dtype=np.float64))
+    if t.numel() == 0 or not (t.is_floating_point() or t.is_complex()): return None
+    finite = torch.isfinite(t)
+    if not bool(finite.all()):
+        x = t[~finite].flatten()[0].item()
+        return f"{'nan' if x != x else x} ({int((~finite).sum())} of {t.numel()} values)" if t.numel() > 1 else f"{x}"
+    m = float(t.abs().max())
+    return f"{m:.3g} in magnitude (above {limit:.0e})" if m > limit else None
+
+def check_finite(epoch,                    # where training is: an epoch number or a label ('step 40', 'readout epoch 2')
+                 lower: str | None = None, # the parameter to lower when this diverges, e.g. 'lr'
+                 limit: float = 1e10,      # magnitudes above this count as diverged
+                 **values) -> None:
+    "Raise `DivergedError` when any named value (number, array, tensor, module) holds NaN, infinity or |x| > limit."
+    for name, v in values.items():
+        if (bad := _first_bad(v, limit)):
+            where = f"epoch {epoch}" if isinstance(epoch, (int, np.integer)) else str(epoch)
+            raise DivergedError(f"diverged: {name} is {bad} at {where}" + (f"; lower {lower}" if lower else ''))
+
+# %% ../nbs/04_report.ipynb #106a7b17
+@dataclass(frozen=True)
+class Metric:
+    "One declared metric of an experiment."
+    name: str                  # the logged name, or a pattern with '*'
+    description: str
+    unit: str = ''
+    better: str | None = None  # 'higher', 'lower' or None (neither)
+    primary: bool = False
+
+    def matches(self, name: str) -> bool: return fnmatch.fnmatchcase(name, self.name)
+
+LAB_METRICS = {'hopes_met': 'hopes of the intro met by this run [count, higher]', 'hopes_total': 'hopes checked [count]'}
+
+def parse_metrics(spec: dict,              # name -> "description [unit, higher|lower, primary]"
+                  where: str = 'METRICS',  # named in errors (the notebook)
+                 ) -> dict[str, Metric]:
+    "Parse a METRICS declaration; exactly one metric must be primary (when any metric is declared)."
+    if not isinstance(spec, dict): raise ValueError(f"{where}: METRICS must be a dict of name -> description, got {type(spec).__name__}")
+    out = {}
+    for name, text in {**spec, **{k: v for k, v in LAB_METRICS.items() if k not in spec}}.items():
+        if not isinstance(name, str) or not re.fullmatch(r'[A-Za-z0-9_.*-]+', name) or not isinstance(text, str):
+            raise ValueError(f"{where}: metric {name!r}: expected a name (letters, digits, _ . - *) and a description string")
+        m = re.fullmatch(r'(.*?)\s*\[([^\[\]]*)\]\s*', text, re.S)
+        desc, tokens = (m.group(1), [t.strip() for t in m.group(2).split(',') if t.strip()]) if m else (text, [])
+        better = [t for t in tokens if t in ('higher', 'lower')]
+        unit = [t for t in tokens if t not in ('higher', 'lower', 'primary')]
+        if len(better) > 1 or len(unit) > 1:
+            raise ValueError(f"{where}: metric {name!r}: {text!r}; expected 'description [unit, higher|lower, primary]'")
+        out[name] = Metric(name, desc.strip(), unit[0] if unit else '', better[0] if better else None, 'primary' in tokens)
+    primary = [m.name for m in out.values() if m.primary]
+    if spec and len(primary) != 1:
+        raise ValueError(f"{where}: exactly one metric must be marked primary, found {len(primary)}: {primary}")
+    if primary and out[primary[0]].better is None:
+        raise ValueError(f"{where}: the primary metric {primary[0]!r} needs a direction (higher or lower)")
+    return out
+
+def find_metric(declared: dict[str, Metric], name: str) -> Metric | None:
+    "The declaration that covers a logged metric name (an exact name wins over a pattern)."
+    if name in declared: return declared[name]
+    return next((m for m in declared.values() if m.matches(name)), None)
+
+def primary_metric(declared: dict[str, Metric]) -> Metric | None:
+    "The primary metric of a declaration, or None when nothing is declared."
+    return next((m for m in declared.values() if m.primary), None)
 
 # %% ../nbs/04_report.ipynb #6f29601c
 @dataclass
@@ -69,45 +144,82 @@ def _namespace_params(ns: dict) -> dict:
 
 def _md_table(rows, header=('', '')) -> str:
     esc = lambda s: str(s).replace('|', '\\|').replace('\n', ' ')
-    return '\n'.join([f"| {header[0]} | {header[1]} |", '|---|---|'] + [f"| {esc(a)} | {esc(b)} |" for a, b in rows])
+    return '\n'.join([f"| {' | '.join(header)} |", '|' + '---|' * len(header)] +
+                     [f"| {' | '.join(esc(x) for x in r)} |" for r in rows])
+
+def _record_library(d: Path | None):
+    "Digests of the reprlab modules imported so far, added to environment.json (once per new module)."
+    mods = frozenset(n for n, m in list(sys.modules.items()) if n.startswith('reprlab.') and getattr(m, '__file__', None))
+    if d is None or mods <= _state.modules: return
+    env = read_json(d/'environment.json', {})
+    lib = env.setdefault('digests', {}).setdefault('library', {})
+    for n in mods: lib[n] = file_digest(sys.modules[n].__file__)
+    write_json(d/'environment.json', env)
+    _state.modules = mods
+
+def study_differences(params: dict, study: dict) -> list[tuple]:
+    "(name, this run's value, the study's value) for every study value this run does not use."
+    return [(k, params.get(k), v) for k, v in study.items() if k in params and params[k] != v]
 
 def begin(namespace: dict | None = None, # the notebook's `globals()`, to find the parameters when not run by `reprlab run`
          ) -> Run:
     "Seed, choose the device, record the run's parameters and environment, and show the run-info block."
     global _state
     _state = _State()
-    d = run_dir()
-    params = read_json(d/'params.json') if d and (d/'params.json').exists() else _namespace_params(namespace or {})
+    ns, d = namespace if namespace is not None else {}, run_dir()
+    _state.declared = parse_metrics(ns['METRICS'], 'METRICS') if 'METRICS' in ns else {}
+    presets, notes = ns.get('PRESETS') or {}, []
+    if d and (d/'params.json').exists(): params = read_json(d/'params.json')
+    else:
+        params = _namespace_params(ns)
+        name = params.get('preset')
+        if name not in (None, 'lab'):
+            if name not in presets: raise ValueError(f"preset {name!r}: this notebook's presets are {['lab', *presets]}")
+            ns.update(presets[name]); params.update(presets[name])
+            notes.append(f"preset **{name}** applied to every parameter it names (under `reprlab run`, explicit values win)")
     seed = seed_everything(int(params.get('seed', load_settings().seed)))
     device = get_device(params.get('device'))
     env = read_json(d/'environment.json', {}) if d else {}
     env.update(seed=seed, device=str(device), device_name=device_name(device))
-    if d: write_json(d/'environment.json', env)
+    if d: write_json(d/'environment.json', env); _record_library(d)
     versions = env.get('versions') or package_versions(('reprlab', 'torch'))
     commit = env.get('commit')
     rows = [('run', f"`{d.name}`" if d else 'interactive (not recorded)'),
             ('reprlab', versions.get('reprlab')), ('torch', versions.get('torch')),
             ('commit', f"`{commit[:10]}`" + (' (uncommitted changes)' if env.get('dirty') else '') if commit else 'unknown'),
             ('device', env['device_name']), ('seed', seed), ('started', env.get('started', time.strftime('%Y-%m-%d %H:%M:%S')))]
-    display(Markdown("**Run info**\n\n" + _md_table(rows, ('', '')) + "\n\n**Parameters**\n\n" +
-                     _md_table(sorted(params.items()), ('parameter', 'value'))))
+    md = "**Run info**\n\n" + _md_table(rows, ('', ''))
+    if 'study' in presets:
+        diff = study_differences(params, presets['study'])
+        rows = [('preset', f"**{params.get('preset', 'lab')}**" + ''.join(f"; {n}" for n in notes))]
+        md += "\n\n**Preset**\n\n" + _md_table(rows, ('', ''))
+        md += ("\n\n**Differs from the study**: " + ', '.join(f"`{k}` = {v!r} (study: {s!r})" for k, v, s in diff)
+               if diff else "\n\n**Every parameter the study sets has the study's value.**")
+    md += "\n\n**Parameters**\n\n" + _md_table(sorted(params.items()), ('parameter', 'value'))
+    display(Markdown(md))
     return Run(params, seed, device, d)
 
 # %% ../nbs/04_report.ipynb #add95fdd
 def _to_number(name, v):
+    if v is None: return None
     if isinstance(v, torch.Tensor):
         if v.numel() != 1: raise TypeError(f"metric {name!r}: expected a number, got a tensor of shape {tuple(v.shape)}")
         v = v.item()
     if isinstance(v, (bool, np.bool_)): return bool(v)
     if isinstance(v, (int, np.integer)): return int(v)
-    if isinstance(v, (float, np.floating)): return float(v) if math.isfinite(v) else None
+    if isinstance(v, (float, np.floating)):
+        if not math.isfinite(v): raise DivergedError(f"diverged: metric {name!r} is {float(v)}; a non-finite number is not a result")
+        return float(v)
     raise TypeError(f"metric {name!r}: expected a number, got {type(v).__name__} {v!r}")
 
 def log_metrics(**values) -> dict:
     "Record metrics of this run (written to metrics.json at once); returns all metrics so far."
     new = {k: _to_number(k, v) for k, v in values.items()}
+    if _state.declared:
+        undeclared = [k for k in new if find_metric(_state.declared, k) is None]
+        if undeclared: warnings.warn(f"metric(s) {undeclared} are not declared in the notebook's METRICS cell", stacklevel=2)
     _state.metrics.update(new)
-    if (d := run_dir()): write_json(d/'metrics.json', _state.metrics)
+    if (d := run_dir()): write_json(d/'metrics.json', _state.metrics); _record_library(d)
     return dict(_state.metrics)
 
 # %% ../nbs/04_report.ipynb #8b356a97
@@ -126,7 +238,9 @@ def save_figure(fig,                      # a matplotlib Figure
     if (d := run_dir()):
         (d/'figures').mkdir(exist_ok=True)
         (d/'figures'/f'{name}.png').write_bytes(buf.getvalue())
-    display(Image(data=buf.getvalue(), format='png'))
+    titles = [t for ax in fig.axes if (t := ax.get_title())] + ([fig._suptitle.get_text()] if fig._suptitle else [])
+    alt = caption or '; '.join(titles) or name.replace('_', ' ')    # the report's alt text (read by the runner's HTML step)
+    display(Image(data=buf.getvalue(), format='png', metadata={'alt': alt}))
     if caption: display(Markdown(f"*{caption}*"))
     plt.close(fig)
 
@@ -137,6 +251,8 @@ def say(text: str):
         with open(d/'dialog.md', 'a') as f: f.write(text.rstrip() + '\n\n')
     display(Markdown(text))
 
+def _verdict(met: bool) -> str: return '✅ met' if met else '❌ not met'   # in words: an emoji alone may render as a box
+
 def hope(claim: str,       # the hope, as stated in the intro
          passed,           # whether this run meets it (a bool)
          detail: str = '', # the numbers behind the verdict
@@ -146,14 +262,13 @@ def hope(claim: str,       # the hope, as stated in the intro
     passed = bool(passed)
     _state.hopes.append(dict(hope=claim, met=passed, detail=detail))
     if (d := run_dir()): write_json(d/'hopes.json', _state.hopes)
-    display(Markdown(f"{'✅' if passed else '❌'} **{claim}**" + (f" — {detail}" if detail else '')))
+    display(Markdown(f"**{_verdict(passed)}**: {claim}" + (f" — {detail}" if detail else '')))
     return passed
 
 def show_hopes():
     "The 'Hopes vs results' table; also records hopes_met and hopes_total as metrics."
     if not _state.hopes: raise RuntimeError("no hopes were checked: call hope(claim, passed, detail) first")
-    rows = [(f"{'✅ met' if h['met'] else '❌ not met'}", f"{h['hope']}" + (f" ({h['detail']})" if h['detail'] else ''))
-            for h in _state.hopes]
+    rows = [(h['hope'] + (f" ({h['detail']})" if h['detail'] else ''), _verdict(h['met'])) for h in _state.hopes]
     log_metrics(hopes_met=sum(h['met'] for h in _state.hopes), hopes_total=len(_state.hopes))
-    display(Markdown(_md_table([(b, a) for a, b in rows], ('hope', 'result'))))
+    display(Markdown(_md_table(rows, ('hope', 'result'))))
     return list(_state.hopes)
