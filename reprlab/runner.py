@@ -8,9 +8,13 @@ Docs: https://reprlab.github.io/reprlab/runner.html.md"""
 from __future__ import annotations
 
 import ast
+import difflib
 import hashlib
+import html
 import json
+import math
 import os
+import re
 import secrets
 import tempfile
 import time
@@ -18,23 +22,99 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import sys
+
+# jsonschema (under nbformat) imports its optional IRI format checker, which compiles a grammar for about 4 s on every
+# start; reprlab validates no IRIs, so the command line and sweep workers start without it.
+sys.modules.setdefault('rfc3987_syntax', None)
 import nbformat
 
-from .config import environment, load_settings
-from .report import RUN_DIR_ENV, read_json, write_json
-from .store import Store
+from .config import RUN_DIR_ENV, environment, load_settings, read_json, write_json
+from .store import Store, StoreError
 
 # %% auto #0
-__all__ = ['THREAD_ENV', 'ParameterError', 'Param', 'notebook_params', 'coerce_value', 'resolve_params',
-           'new_experiment_notebook', 'experiments_dir', 'experiment_path', 'describe', 'list_experiments', 'RunResult',
-           'new_run_id', 'notebook_hash', 'IPCKernelManager', 'render_html', 'prepare_run', 'execute_run',
-           'run_experiment']
+__all__ = ['MAX_CELL_OUTPUT', 'THREAD_ENV', 'ParameterError', 'Constraint', 'parse_constraint', 'check_constraint', 'Param',
+           'notebook_params', 'coerce_value', 'resolve_params', 'new_experiment_notebook', 'notebook_presets',
+           'notebook_metrics', 'experiments_dir', 'experiment_path', 'describe', 'list_experiments', 'RunResult',
+           'new_run_id', 'notebook_hash', 'sweep_ipc_files', 'IPCKernelManager', 'tidy_outputs', 'math_to_mathml',
+           'render_html', 'RunInterrupted', 'ReportsError', 'prepare_run', 'execute_notebook', 'finish_run',
+           'execute_run', 'run_experiment']
 
 # %% ../nbs/06_runner.ipynb #86f2dcac
 _TYPES = {'int': int, 'float': float, 'str': str, 'bool': bool}
 
 class ParameterError(ValueError):
     "A parameter name or value that the experiment does not accept."
+
+_OPS = {'>=': lambda a, b: a >= b, '>': lambda a, b: a > b, '<=': lambda a, b: a <= b, '<': lambda a, b: a < b}
+_TRAILING = re.compile(r'\s*(\[[^\[\]]*\]|\{[^{}]*\})\s*$')
+
+@dataclass(frozen=True)
+class Constraint:
+    "What values a parameter accepts, parsed from the end of its help text."
+    text: str                    # as written: '[>= 1]', '{lab, study}'
+    choices: tuple | None = None
+    bounds: tuple = ()           # ((op, number), ...)
+    items: str | None = None     # 'ints' or 'floats': a comma-separated list in a str parameter
+    empty_ok: bool = False
+    inf_ok: bool = False
+    pattern: str | None = None
+
+def parse_constraint(text: str, ptype: str, where: str) -> Constraint:
+    "Parse '{a, b}' or '[clause, ...]' for a parameter of type `ptype`; `where` names the parameter in errors."
+    bad = lambda why: ParameterError(f"{where}: constraint {text!r}: {why}")
+    body = text[1:-1].strip()
+    if text.startswith('{'):
+        choices = tuple(v.strip() for v in body.split(',') if v.strip())
+        if not choices: raise bad('no values between the braces')
+        if ptype in ('int', 'float'):
+            try: choices = tuple(_TYPES[ptype](v) for v in choices)
+            except ValueError: raise bad(f'choices of a {ptype} parameter must be numbers') from None
+        elif ptype == 'bool': raise bad('a bool parameter takes no choices')
+        return Constraint(text, choices=choices)
+    bounds, items, empty_ok, inf_ok, pattern = [], None, False, False, None
+    if (m := re.search(r'(^|,)\s*matches\s+', body)):   # the regular expression is the rest of the block (it may hold commas)
+        body, pattern = body[:m.start()], body[m.end():].strip()
+    for clause in (c.strip() for c in body.split(',') if c.strip()):
+        if clause == 'empty ok': empty_ok = True; continue
+        if clause == 'inf ok': inf_ok = True; continue
+        m = re.fullmatch(r'(ints|floats)?\s*(?:(>=|>|<=|<)\s*(\S+))?', clause)
+        if not m or not (m.group(1) or m.group(2)): raise bad(f"cannot read {clause!r}; expected e.g. '>= 1', 'ints > 0', 'empty ok', 'matches REGEX'")
+        if m.group(1):
+            if ptype != 'str': raise bad(f"'{m.group(1)}' describes a str parameter holding a comma-separated list")
+            items = m.group(1)
+        if m.group(2):
+            try: bounds.append((m.group(2), float(m.group(3))))
+            except ValueError: raise bad(f"{m.group(3)!r} is not a number") from None
+    if pattern is not None:
+        try: re.compile(pattern)
+        except re.error as e: raise bad(f"not a regular expression ({e})") from None
+    if bounds and ptype not in ('int', 'float') and not items: raise bad(f"bounds apply to numbers; a {ptype} parameter needs 'ints' or 'floats'")
+    return Constraint(text, None, tuple(bounds), items, empty_ok, inf_ok, pattern)
+
+def _check_number(c: Constraint, v, kind: str) -> str | None:
+    "Why number `v` breaks `c`, or None."
+    if kind in ('int', 'ints') and not -2**63 <= v < 2**63: return 'out of range for a 64-bit integer'
+    if isinstance(v, float) and (math.isnan(v) or (math.isinf(v) and not c.inf_ok)): return 'expected a finite number'
+    failed = [f'{op} {b:g}' for op, b in c.bounds if not _OPS[op](v, b)]
+    return f"expected {' and '.join(failed)}" if failed else None
+
+def check_constraint(c: Constraint, name: str, ptype: str, value):
+    "Raise ParameterError naming the parameter, the value and the constraint when `value` breaks `c`."
+    why = None
+    if c.choices is not None:
+        if value not in c.choices: why = f"expected one of {', '.join(map(str, c.choices))}"
+    elif ptype in ('int', 'float'): why = _check_number(c, value, ptype)
+    elif ptype == 'str':
+        if c.pattern is not None and not re.fullmatch(c.pattern, value): why = f"expected text matching {c.pattern}"
+        elif c.items and not (c.empty_ok and value.strip() == ''):
+            parts = [s.strip() for s in value.split(',')]
+            conv = int if c.items == 'ints' else float
+            try: nums = [conv(s) for s in parts]
+            except ValueError: nums, why = [], f"expected comma-separated {'integers' if conv is int else 'numbers'}"
+            for v in nums:
+                if (why := _check_number(c, v, c.items)): why = f"item {v!r}: {why}"; break
+    if why: raise ParameterError(f"parameter {name!r} = {value!r}: {why} (constraint {c.text})")
 
 @dataclass(frozen=True)
 class Param:
@@ -43,12 +123,20 @@ class Param:
     type: str        # int, float, str or bool
     default: object
     help: str
+    constraint: str = ''   # the constraint as written, e.g. '[>= 1]' (empty: any value of the type)
+
+    def check(self, value):
+        "Raise ParameterError when a value of the right type breaks the constraint."
+        if self.constraint: check_constraint(parse_constraint(self.constraint, self.type, self.name), self.name, self.type, value)
+
+def _cells(path: Path, tag: str) -> list:
+    nb = nbformat.read(path, as_version=4)
+    return [c for c in nb.cells if tag in c.get('metadata', {}).get('tags', [])]
 
 def notebook_params(path: Path | str) -> dict[str, Param]:
-    "The parameters declared in a notebook's `parameters` cell, in order."
+    "The parameters declared in a notebook's `parameters` cell, in order (defaults checked against their constraints)."
     path = Path(path)
-    nb = nbformat.read(path, as_version=4)
-    cells = [c for c in nb.cells if 'parameters' in c.get('metadata', {}).get('tags', [])]
+    cells = _cells(path, 'parameters')
     if len(cells) != 1: raise ParameterError(f"{path.name}: expected exactly one cell tagged 'parameters', found {len(cells)}")
     out = {}
     for node in ast.parse(cells[0].source).body:
@@ -63,17 +151,24 @@ def notebook_params(path: Path | str) -> dict[str, Param]:
         if ann not in _TYPES: raise ParameterError(f"{path.name}: parameter {name!r} has type {ann!r}; supported: {', '.join(_TYPES)}")
         line = cells[0].source.splitlines()[node.end_lineno - 1]
         help = line.split('#', 1)[1].strip() if '#' in line[node.end_col_offset:] else ''
-        out[name] = Param(name, ann, default, help)
+        m = _TRAILING.search(help)
+        constraint = m.group(1) if m else ''
+        p = Param(name, ann, default, help[:m.start()].strip() if m else help, constraint)
+        if constraint: parse_constraint(constraint, ann, f"{path.name}: parameter {name!r}")
+        try: p.check(default)
+        except ParameterError as e: raise ParameterError(f"{path.name}: the default breaks its own constraint: {e}") from None
+        out[name] = p
     return out
 
 # %% ../nbs/06_runner.ipynb #8c55e51f
 _TRUE, _FALSE = {'true', 'yes', '1', 'on'}, {'false', 'no', '0', 'off'}
 
 def _describe(params: dict[str, Param]) -> str:
-    return '\n'.join(f"  {p.name}: {p.type} = {p.default!r}" + (f"  # {p.help}" if p.help else '') for p in params.values())
+    return '\n'.join(f"  {p.name}: {p.type} = {p.default!r}" + (f"  # {p.help}" if p.help else '') +
+                     (f" {p.constraint}" if p.constraint else '') for p in params.values())
 
 def coerce_value(p: Param, value, from_string: bool):
-    "Convert (from the command line) or check (typed) one value for parameter `p`."
+    "Convert (from the command line) or check (typed) one value for parameter `p`, then check its constraint."
     t = _TYPES[p.type]
     bad = ParameterError(f"parameter {p.name!r} expects {p.type} (default {p.default!r}), got {value!r}")
     if from_string:
@@ -82,47 +177,105 @@ def coerce_value(p: Param, value, from_string: bool):
             if value.lower() in _TRUE: return True
             if value.lower() in _FALSE: return False
             raise bad
-        try: return t(value)
+        try: value = t(value)
         except ValueError: raise bad from None
-    if t is float and isinstance(value, int) and not isinstance(value, bool): return float(value)
-    if not isinstance(value, t) or (t is int and isinstance(value, bool)): raise bad
+    elif t is float and isinstance(value, int) and not isinstance(value, bool): value = float(value)
+    elif not isinstance(value, t) or (t is int and isinstance(value, bool)): raise bad
+    p.check(value)
     return value
 
-def resolve_params(params: dict[str, Param], overrides: dict, from_string: bool = False) -> dict:
-    "Defaults updated by validated overrides; unknown names are rejected with the list of valid ones."
+def resolve_params(params: dict[str, Param],  # the notebook's parameters
+                   overrides: dict,           # values given explicitly (they win)
+                   from_string: bool = False, # overrides are command-line strings
+                   presets: dict | None = None, # the notebook's PRESETS: name -> values
+                  ) -> dict:
+    "Defaults, then the chosen preset's values, then validated overrides; unknown names are rejected with the valid ones."
     unknown = [k for k in overrides if k not in params]
     if unknown:
-        raise ParameterError(f"unknown parameter(s) {', '.join(map(repr, unknown))}. Valid parameters:\n{_describe(params)}")
-    out = {k: p.default for k, p in params.items()}
-    errors = []
+        close = {k: difflib.get_close_matches(k, params, n=1) for k in unknown}
+        hint = ''.join(f"; did you mean {c[0]!r} for {k!r}?" for k, c in close.items() if c)
+        raise ParameterError(f"unknown parameter(s) {', '.join(map(repr, unknown))}{hint}\nValid parameters:\n{_describe(params)}")
+    out, given, errors = {k: p.default for k, p in params.items()}, {}, []
     for k, v in overrides.items():
-        try: out[k] = coerce_value(params[k], v, from_string)
+        try: given[k] = coerce_value(params[k], v, from_string)
         except ParameterError as e: errors.append(str(e))
     if errors: raise ParameterError('\n'.join(errors) + f"\nValid parameters:\n{_describe(params)}")
+    name = given.get('preset', out.get('preset'))
+    if presets and name not in (None, 'lab'):
+        if name not in presets: raise ParameterError(f"preset {name!r}: this notebook defines {', '.join(['lab', *presets])}")
+        out.update(presets[name])
+    out.update(given)
     return out
 
 # %% ../nbs/06_runner.ipynb #aafcb22a
 def new_experiment_notebook(path: Path | str, params_src: str, body: str, title: str = 'Test experiment',
-                            summary: str = 'A generated experiment.') -> Path:
-    "Write a minimal experiment notebook (title, parameters cell, one code cell); used in tests."
+                            summary: str = 'A generated experiment.', presets: dict | None = None,
+                            metrics: dict | None = None) -> Path:
+    "Write a minimal experiment notebook (title, parameters cell, presets and metrics cells when given, one code cell); used in tests."
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell(f"# {title}\n\n> {summary}"),
-                nbformat.v4.new_code_cell(params_src, metadata={'tags': ['parameters']}),
-                nbformat.v4.new_code_cell(body)]
+                nbformat.v4.new_code_cell(params_src, metadata={'tags': ['parameters']})]
+    if presets is not None: nb.cells.append(nbformat.v4.new_code_cell(f"PRESETS = {presets!r}", metadata={'tags': ['presets']}))
+    if metrics is not None: nb.cells.append(nbformat.v4.new_code_cell(f"METRICS = {metrics!r}", metadata={'tags': ['metrics']}))
+    nb.cells.append(nbformat.v4.new_code_cell(body))
     nb.metadata['kernelspec'] = {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'}
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
     return path
 
+# %% ../nbs/06_runner.ipynb #ee02fe16
+def _literal_cell(path: Path, tag: str, name: str):
+    "The literal assigned to `name` in the notebook's cell tagged `tag` (None when there is no such cell)."
+    cells = _cells(path, tag)
+    if not cells: return None
+    if len(cells) > 1: raise ParameterError(f"{path.name}: expected at most one cell tagged {tag!r}, found {len(cells)}")
+    body = ast.parse(cells[0].source).body
+    if len(body) != 1 or not isinstance(body[0], ast.Assign) or [ast.unparse(t) for t in body[0].targets] != [name]:
+        raise ParameterError(f"{path.name}: the cell tagged {tag!r} must hold exactly one assignment `{name} = {{...}}`")
+    try: return ast.literal_eval(body[0].value)
+    except ValueError: raise ParameterError(f"{path.name}: {name} must be a literal (numbers, strings, dicts)") from None
+
+def notebook_presets(path: Path | str, params: dict[str, Param] | None = None) -> dict[str, dict]:
+    "The notebook's PRESETS (name -> parameter values), each value checked against its parameter."
+    path = Path(path)
+    params = params or notebook_params(path)
+    presets = _literal_cell(path, 'presets', 'PRESETS') or {}
+    if not isinstance(presets, dict) or not all(isinstance(v, dict) for v in presets.values()):
+        raise ParameterError(f"{path.name}: PRESETS must map preset names to dicts of parameter values")
+    if presets and 'preset' not in params:
+        raise ParameterError(f"{path.name}: PRESETS needs a parameter `preset: str = \"lab\"  # ... {{lab, {', '.join(presets)}}}`")
+    for name, values in presets.items():
+        try: resolve_params(params, values)
+        except ParameterError as e: raise ParameterError(f"{path.name}: preset {name!r}: {e}") from None
+        if 'preset' in values: raise ParameterError(f"{path.name}: preset {name!r} must not set 'preset'")
+    return presets
+
+def notebook_metrics(path: Path | str) -> dict:
+    "The notebook's declared metrics (name -> `reprlab.report.Metric`); empty when it declares none."
+    from reprlab.report import parse_metrics
+    path = Path(path)
+    spec = _literal_cell(path, 'metrics', 'METRICS')
+    if spec is None: return {}
+    try: return parse_metrics(spec, path.name)
+    except ValueError as e: raise ParameterError(str(e)) from None
+
 # %% ../nbs/06_runner.ipynb #4a2fbc89
 def experiments_dir() -> Path: return load_settings().experiments
 
+_EXPERIMENT = re.compile(r'[A-Za-z0-9][A-Za-z0-9_-]*')
+
 def experiment_path(name: str) -> Path:
-    "The notebook of experiment `name`; an unknown name lists the known ones."
+    "The notebook of experiment `name`: a plain name in the experiments folder (no paths); an unknown name suggests the closest."
     d = experiments_dir()
+    if not isinstance(name, str) or not _EXPERIMENT.fullmatch(name):
+        raise ParameterError(f"experiment {name!r}: expected the name of a notebook in {d} (letters, digits, '_' and '-'; "
+                             f"no paths); see `reprlab list`")
     p = d/f'{name}.ipynb'
     if name.startswith('_') or not p.is_file():
-        raise ParameterError(f"unknown experiment {name!r}; known: {', '.join(list_experiments()) or '(none)'} (in {d})")
+        known = list(list_experiments())
+        close = difflib.get_close_matches(name, known, n=1)
+        raise ParameterError(f"unknown experiment {name!r}" + (f"; did you mean {close[0]!r}?" if close else '') +
+                             f"; known: {', '.join(known) or '(none)'} (in {d})")
     return p
 
 def describe(path: Path) -> str:
@@ -177,21 +330,130 @@ def _env(**values):
 # %% ../nbs/06_runner.ipynb #9f12cf7a
 from jupyter_client.manager import AsyncKernelManager
 
+_IPC_FILE = re.compile(r'reprlab-(\d+)-[0-9a-f]+-ipc-\d+')
+
+def sweep_ipc_files(folder: Path | str | None = None) -> int:
+    "Remove kernel IPC socket files left by reprlab launchers that are no longer running; returns how many."
+    from reprlab.store import _alive
+    n = 0
+    for p in Path(folder or tempfile.gettempdir()).glob('reprlab-*-ipc-*'):
+        m = _IPC_FILE.fullmatch(p.name)
+        if m and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
+            try: p.unlink(); n += 1
+            except OSError: pass   # another launcher swept it first, or it is not ours to remove
+    return n
+
 class IPCKernelManager(AsyncKernelManager):
     "A kernel manager whose kernels use IPC transport, on Unix sockets with a name of their own in the temp folder."
     def __init__(self, **kw):
+        sweep_ipc_files()
         # A unique socket prefix: kernels started at once (sweep workers) must not pick the same socket files.
         ip = os.path.join(tempfile.gettempdir(), f'reprlab-{os.getpid()}-{secrets.token_hex(4)}-ipc')
         super().__init__(**{'transport': 'ipc', 'ip': ip, **kw})
 
+# %% ../nbs/06_runner.ipynb #35fbdb7b
+MAX_CELL_OUTPUT = 200_000   # characters of text output kept per cell of a recorded report
+
+def _final_state(text: str) -> str:
+    "Text as a terminal would leave it: of each line redrawn with carriage returns, the last drawing."
+    lines = [line.rstrip('\r').rsplit('\r', 1)[-1] for line in text.split('\n')]
+    return '\n'.join(lines)
+
+def _text_fields(o) -> list[tuple]:
+    "(container, key) of each text field of an output."
+    if o.get('output_type') == 'stream': return [(o, 'text')]
+    data = o.get('data', {})
+    return [(data, k) for k in ('text/plain', 'text/html', 'text/markdown') if k in data]
+
+def tidy_outputs(nb, max_chars: int = MAX_CELL_OUTPUT):
+    "Final states of progress bars, stderr shown once in a collapsed block, text output capped per cell; returns `nb`."
+    seen = set()
+    for cell in nb.cells:
+        if cell.cell_type != 'code': continue
+        outs = []
+        for o in cell.get('outputs', []):       # merge consecutive pieces of the same stream
+            if o.get('output_type') == 'stream' and outs and outs[-1].get('output_type') == 'stream' and outs[-1].name == o.name:
+                outs[-1].text += o.text
+            else: outs.append(o)
+        kept = []
+        for o in outs:
+            if o.get('output_type') == 'stream':
+                o.text = _final_state(o.text)
+                if o.name == 'stderr':
+                    lines = [l for l in o.text.splitlines() if l.strip() and l not in seen]
+                    seen.update(lines)
+                    if not lines: continue
+                    text = '\n'.join(lines)
+                    o = nbformat.v4.new_output('display_data', data={
+                        'text/plain': text,
+                        'text/html': f'<details class="reprlab-stderr"><summary>messages on stderr ({len(lines)} '
+                                     f'line{"s" if len(lines) > 1 else ""})</summary><pre>{html.escape(text)}</pre></details>'})
+                elif not o.text.strip(): continue
+            kept.append(o)
+        budget = max_chars
+        for o in kept:                          # the fields of one output are alternatives (plain, HTML): counted once
+            size = 0
+            for box, key in _text_fields(o):
+                text = box[key] if isinstance(box[key], str) else ''.join(box[key])
+                size = max(size, len(text))
+                if len(text) > budget:
+                    note = f"\n[reprlab: {len(text) - budget:,} characters of this output cut; a cell keeps at most {max_chars:,}]"
+                    box[key] = text[:budget] + (html.escape(note) if key == 'text/html' else note)
+            budget = max(0, budget - size)
+        cell.outputs = kept
+    return nb
+
 # %% ../nbs/06_runner.ipynb #2ecf34fc
+_TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block extra_css -%}<style>
+details.reprlab-stderr { margin: 0.2em 0; font-size: 85%; color: #555; }
+details.reprlab-stderr pre { white-space: pre-wrap; background: #f7f7f7; padding: 0.4em; }
+.jp-RenderedImage img { max-width: 100%; height: auto; }
+code.reprlab-tex { color: #a33; }
+</style>{%- endblock extra_css -%}
+{% block data_png scoped %}
+<div class="jp-RenderedImage jp-OutputArea-output {{ extra_class }}">
+<img src="data:image/png;base64,{{ output.data['image/png'] | escape_html }}"
+ alt="{{ (output | get_metadata('alt', 'image/png')) or 'figure' | escape_html }}">
+</div>
+{% endblock data_png %}
+"""
+_PROTECTED = re.compile(r'(<(pre|code|script|style|textarea)\b.*?</\2>|<[^>]+>)', re.S | re.I)
+_MATH = re.compile(r'\$\$(.+?)\$\$|\\\[(.+?)\\\]|\\\((.+?)\\\)|(?<![\\$\w])\$(?!\s)([^$\n]+?)(?<![\s\\])\$(?!\w)', re.S)
+
+def _mathml(m) -> str:
+    from latex2mathml.converter import convert
+    block = m.group(1) is not None or m.group(2) is not None
+    tex = html.unescape(next(g for g in m.groups() if g is not None)).strip()
+    try: return convert(tex, display='block' if block else 'inline')
+    except Exception: return f'<code class="reprlab-tex">{html.escape(tex)}</code>'   # shown as TeX rather than lost
+
+def math_to_mathml(page: str) -> str:
+    "Replace TeX math ($...$, $$...$$, \\(...\\), \\[...\\]) in the text of an HTML page by MathML; code and tags untouched."
+    parts = _PROTECTED.split(page)
+    out, i = [], 0
+    while i < len(parts):
+        out.append(_MATH.sub(_mathml, parts[i]))       # text between tags
+        if i + 1 < len(parts): out.append(parts[i + 1])  # a tag or a protected block, as it is
+        i += 3
+    return ''.join(out)
+
+_EXTERNAL = re.compile(r'<(?:script|link)\b[^>]*(?:src|href)\s*=\s*["\']?(?:https?:)?//', re.I)
+
 def render_html(nb_path: Path, html_path: Path, with_code: bool = False) -> Path:
-    "Render an executed notebook as a standalone HTML report (figures embedded; code hidden unless with_code)."
+    "Render an executed notebook as a self-contained HTML report (figures embedded, math as MathML, code hidden unless with_code)."
+    from jinja2 import DictLoader
     from nbconvert import HTMLExporter
     nb = nbformat.read(nb_path, as_version=4)
-    exporter = HTMLExporter(template_name='lab', exclude_input=not with_code, exclude_input_prompt=not with_code,
-                            exclude_output_prompt=True)
+    exporter = HTMLExporter(extra_loaders=[DictLoader({'reprlab_report.html.j2': _TEMPLATE})], template_file='reprlab_report.html.j2',
+                            exclude_input=not with_code, exclude_input_prompt=not with_code, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nb)
+    body = math_to_mathml(body)
+    assert not _EXTERNAL.search(body), f"{html_path}: the report would load a script or stylesheet from the network"
     html_path.write_text(body, encoding='utf-8')
     return html_path
 
@@ -207,20 +469,105 @@ def _failure(nb_path: Path) -> str | None:
 # %% ../nbs/06_runner.ipynb #a2626d40
 THREAD_ENV = ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'NUMEXPR_NUM_THREADS', 'VECLIB_MAXIMUM_THREADS')
 
+class RunInterrupted(KeyboardInterrupt):
+    "Raised by the command line's signal handler: a run stopped by a signal (named in the record)."
+    def __init__(self, signal: str): super().__init__(signal); self.signal = signal
+
+class ReportsError(OSError):
+    "The reports folder cannot hold a new run."
+
 def prepare_run(experiment: str, values: dict, nb_path: Path, reports_dir: Path, sweep: str | None = None,
-                root: Path | None = None) -> dict:
-    "Create the run folder with params.json and environment.json; returns the store row of the new run."
+                root: Path | None = None, store: Store | None = None, preset_info: dict | None = None) -> dict:
+    "Add the run's `running` row to `store` (when given), then create its folder with params.json and environment.json."
     run_id = new_run_id()
     rdir = (Path(reports_dir)/experiment/run_id).resolve()
-    rdir.mkdir(parents=True)
-    write_json(rdir/'params.json', values)
     env = environment(root or load_settings().root)
     started = time.strftime('%Y-%m-%d %H:%M:%S')
-    write_json(rdir/'environment.json', {**env, 'run_id': run_id, 'experiment': experiment, 'sweep': sweep,
-                                         'started': started, 'notebook': str(nb_path)})
-    return dict(id=run_id, experiment=experiment, sweep=sweep, status='running', params=values, started=started,
-                git_commit=env['commit'], git_dirty=env['dirty'], run_dir=str(rdir), host=env['host'],
-                notebook_hash=notebook_hash(nb_path))
+    nb_digest = notebook_hash(nb_path)
+    row = dict(id=run_id, experiment=experiment, sweep=sweep, status='running', params=values, started=started,
+               git_commit=env['commit'], git_dirty=env['dirty'], run_dir=str(rdir), host=env['host'],
+               notebook_hash=nb_digest, digests={'notebook': nb_digest})
+    if store is not None: store.add(**row)   # a store fault stops here: no folder is left without a row
+    try:
+        rdir.mkdir(parents=True)
+        write_json(rdir/'params.json', values)
+        write_json(rdir/'environment.json', {**env, 'run_id': run_id, 'experiment': experiment, 'sweep': sweep,
+                                             'started': started, 'notebook': str(nb_path), **(preset_info or {}),
+                                             'digests': {'notebook': nb_digest}})
+    except OSError as e:
+        if rdir.exists():
+            for p in sorted(rdir.rglob('*'), reverse=True): p.unlink(missing_ok=True) if p.is_file() else p.rmdir()
+            rdir.rmdir()
+        if store is not None: store.delete(run_id)
+        raise ReportsError(e.errno, f"the reports folder {reports_dir} cannot hold a new run ({e.strerror or e}); "
+                                    f"free space or permissions, or set REPRLAB_REPORTS to another folder") from None
+    return row
+
+def _cell_label(nb_path: Path, index: int | None) -> str:
+    "'cell N (`first line`)' of an executed notebook, for error messages."
+    try:
+        nb = nbformat.read(nb_path, as_version=4)
+        if index is None:   # the cell papermill marked running when the run stopped
+            index = next(i for i, c in enumerate(nb.cells) if c.get('metadata', {}).get('papermill', {}).get('status') == 'running')
+        first = next((l for l in nb.cells[index].source.splitlines() if l.strip()), '')
+        return f"cell {index} (`{first[:60]}`)"
+    except (OSError, StopIteration, IndexError, ValueError): return 'a cell'
+
+def _os_error(e: OSError) -> str:
+    import errno
+    what = {errno.ENOSPC: 'no space left on device', errno.EROFS: 'read-only file system', errno.EACCES: 'permission denied'}
+    return f"{what[e.errno]}: {e}" if e.errno in what else f"{type(e).__name__}: {e}"
+
+def execute_notebook(nb_path: Path | str, run_dir: Path | str, values: dict, progress: bool = False,
+                     timeout: float | None = None, env: dict | None = None, threads: int | None = None) -> dict:
+    "Execute a prepared run with papermill; returns status, error, metrics and duration (never raises for the notebook's failure)."
+    import papermill as pm
+    from nbclient.exceptions import CellTimeoutError
+    nb_path, rdir = Path(nb_path), Path(run_dir)
+    out_nb, t0, status, error = rdir/'report.ipynb', time.time(), 'ok', None
+    extra = {**(env or {}), RUN_DIR_ENV: str(rdir), **({k: str(threads) for k in THREAD_ENV} if threads else {})}
+    try:
+        with _env(**extra):
+            pm.execute_notebook(nb_path, out_nb, parameters=values, cwd=nb_path.parent, progress_bar=progress,
+                                request_save_on_cell_execute=True, execution_timeout=timeout or None, kernel_name='python3',
+                                kernel_manager_class=IPCKernelManager)
+    except pm.PapermillExecutionError as e:
+        status = 'failed'
+        error = e.evalue if e.ename == 'DivergedError' else f"{e.ename}: {e.evalue}"
+        if e.ename in ('CellTimeoutError', 'TimeoutError') and 'timed out' in str(e.evalue):
+            error = f"timeout: {_cell_label(out_nb, e.cell_index)} ran longer than {timeout:g} s"
+    except CellTimeoutError: status, error = 'failed', f"timeout: {_cell_label(out_nb, None)} ran longer than {timeout:g} s"
+    except KeyboardInterrupt as e: status, error = 'interrupted', f"interrupted: {getattr(e, 'signal', 'SIGINT (Ctrl-C)')}"
+    except OSError as e: status, error = 'failed', _os_error(e)
+    except Exception as e: status, error = 'failed', f"{type(e).__name__}: {e}"
+    try: metrics = read_json(rdir/'metrics.json', {})
+    except (OSError, ValueError): metrics = {}
+    return dict(status=status, error=error, metrics=metrics, duration=time.time() - t0)
+
+def finish_run(run_dir: Path | str, outcome: dict, with_code: bool = False, max_chars: int = MAX_CELL_OUTPUT) -> dict:
+    "Write the optional files of a run whose outcome is known (tidy report.ipynb, report.html, environment.json); returns report and error."
+    rdir, notes, report = Path(run_dir), [], None
+    out_nb = rdir/'report.ipynb'
+    try:
+        if out_nb.exists():
+            nb = tidy_outputs(nbformat.read(out_nb, as_version=4), max_chars)
+            tmp = out_nb.with_name('report.ipynb.tmp')
+            try: nbformat.write(nb, tmp); tmp.replace(out_nb)
+            finally: tmp.unlink(missing_ok=True)
+            report = render_html(out_nb, rdir/'report.html', with_code=with_code or outcome['status'] != 'ok')
+    except OSError as e:
+        notes.append(f"report not written: {_os_error(e)}")
+        (rdir/'report.html').unlink(missing_ok=True)   # no half-written page
+        report = None
+    except Exception as e: notes.append(f"report rendering failed: {type(e).__name__}: {e}")
+    try:
+        env = read_json(rdir/'environment.json', {})
+        write_json(rdir/'environment.json', {**env, 'finished': time.strftime('%Y-%m-%d %H:%M:%S'), 'duration': outcome['duration'],
+                                             'status': outcome['status'], 'error': outcome['error']})
+        digests = env.get('digests')
+    except (OSError, ValueError) as e: notes.append(f"environment.json not updated: {e}"); digests = None
+    error = '; '.join([x for x in [outcome['error'], *notes] if x]) or None
+    return dict(report=str(report) if report else None, error=error, digests=digests)
 
 def execute_run(nb_path: Path | str,        # the experiment notebook
                 run_dir: Path | str,        # a folder made by prepare_run
@@ -231,31 +578,15 @@ def execute_run(nb_path: Path | str,        # the experiment notebook
                 env: dict | None = None,    # extra environment variables for the kernel
                 threads: int | None = None, # limit torch and BLAS in the kernel to this many threads
                ) -> dict:
-    "Execute one prepared run with papermill and render its report; touches no store (sweep workers call this)."
-    import papermill as pm
-    nb_path, rdir = Path(nb_path), Path(run_dir)
-    out_nb, t0, status, error = rdir/'report.ipynb', time.time(), 'ok', None
-    extra = {**(env or {}), RUN_DIR_ENV: str(rdir), **({k: str(threads) for k in THREAD_ENV} if threads else {})}
-    try:
-        with _env(**extra):
-            pm.execute_notebook(nb_path, out_nb, parameters=values, cwd=nb_path.parent, progress_bar=progress,
-                                request_save_on_cell_execute=True, execution_timeout=timeout, kernel_name='python3',
-                                kernel_manager_class=IPCKernelManager)
-    except pm.PapermillExecutionError as e: status, error = 'failed', f"{e.ename}: {e.evalue}"
-    except (KeyboardInterrupt, SystemExit): status, error = 'interrupted', 'stopped by a signal or Ctrl-C'
-    except Exception as e: status, error = 'failed', f"{type(e).__name__}: {e}"
-    finally:
-        duration = time.time() - t0
-        if status == 'interrupted': error = _failure(out_nb) or error
-        report = None
-        if out_nb.exists():
-            try: report = render_html(out_nb, rdir/'report.html', with_code=with_code or status != 'ok')
-            except Exception as e: error = (error or '') + f" (report rendering failed: {type(e).__name__}: {e})"
-        metrics = read_json(rdir/'metrics.json', {})
-        env_now = read_json(rdir/'environment.json', {})
-        write_json(rdir/'environment.json', {**env_now, 'finished': time.strftime('%Y-%m-%d %H:%M:%S'),
-                                             'duration': duration, 'status': status})
-    return dict(status=status, metrics=metrics, duration=duration, error=error, report=str(report) if report else None)
+    "Execute one prepared run and write its report; touches no store (sweep workers call this)."
+    out = execute_notebook(nb_path, run_dir, values, progress, timeout, env, threads)
+    return {**out, **finish_run(run_dir, out, with_code)}
+
+def _timeout(timeout: float | None) -> float | None:
+    "Seconds per cell: the given value, else the settings' cell_timeout; 0 or None means no limit."
+    t = load_settings().cell_timeout if timeout is None else timeout
+    if t < 0 or t != t or t == float('inf'): raise ParameterError(f"timeout {t}: expected seconds > 0, or 0 for no limit")
+    return t or None
 
 def run_experiment(experiment: str,                # name of a notebook in the experiments folder
                    params: dict | None = None,     # overrides of the notebook's defaults
@@ -265,17 +596,24 @@ def run_experiment(experiment: str,                # name of a notebook in the e
                    progress: bool = True,          # a progress bar over cells
                    store: Store | None = None,     # results store (default: settings)
                    reports_dir: Path | None = None,  # default: settings (REPRLAB_REPORTS)
-                   timeout: float | None = None,   # seconds allowed for each cell
+                   timeout: float | None = None,   # seconds allowed for each cell (default: settings' cell_timeout; 0: none)
                   ) -> RunResult:
     "Validate parameters, execute the experiment notebook with papermill, render its report, record the run."
     nb_path = experiment_path(experiment)
-    values = resolve_params(notebook_params(nb_path), params or {}, from_string)   # nothing runs on bad input
+    params_spec = notebook_params(nb_path)
+    presets = notebook_presets(nb_path, params_spec)
+    values = resolve_params(params_spec, params or {}, from_string, presets)   # nothing runs on bad input
+    timeout = _timeout(timeout)
     s = load_settings()
     store = store or Store(s.store)
-    row = prepare_run(experiment, values, nb_path, reports_dir or s.reports, sweep, s.root)
-    store.add(**row)
-    out = execute_run(nb_path, row['run_dir'], values, progress, timeout, with_code)
-    store.update(row['id'], **out)
-    if out['status'] == 'interrupted': raise KeyboardInterrupt(f"run {row['id']} interrupted; recorded as interrupted")
-    return RunResult(row['id'], experiment, out['status'], Path(row['run_dir']), Path(out['report']) if out['report'] else None,
-                     values, out['metrics'], out['duration'], out['error'])
+    info = {'preset': values.get('preset'), 'explicit': sorted(params or {})} if presets else {'explicit': sorted(params or {})}
+    row = prepare_run(experiment, values, nb_path, reports_dir or s.reports, sweep, s.root, store, info)
+    try: out = execute_notebook(nb_path, row['run_dir'], values, progress, timeout)
+    except BaseException as e:   # e.g. a second Ctrl-C while the kernel shuts down: the row must not stay 'running'
+        store.update(row['id'], status='interrupted', error=f"interrupted: {getattr(e, 'signal', type(e).__name__)}"); raise
+    store.update(row['id'], **out)                    # the outcome first: nothing optional can lose it
+    fin = finish_run(row['run_dir'], out, with_code)
+    store.update(row['id'], report=fin['report'], error=fin['error'], digests=fin['digests'])
+    if out['status'] == 'interrupted': raise RunInterrupted(out['error'].removeprefix('interrupted: '))
+    return RunResult(row['id'], experiment, out['status'], Path(row['run_dir']), Path(fin['report']) if fin['report'] else None,
+                     values, out['metrics'], out['duration'], fin['error'])

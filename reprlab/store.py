@@ -20,7 +20,7 @@ import pandas as pd
 from .config import load_settings
 
 # %% auto #0
-__all__ = ['STATUSES', 'Store', 'expand_runs', 'results_table', 'format_table', 'import_runs', 'ResultsBrowser']
+__all__ = ['STATUSES', 'StoreError', 'Store', 'expand_runs', 'results_table', 'format_table', 'import_runs', 'ResultsBrowser']
 
 # %% ../nbs/05_store.ipynb #17839593
 _SCHEMA = """
@@ -40,13 +40,18 @@ CREATE TABLE IF NOT EXISTS runs (
     host TEXT,
     pid INTEGER,
     error TEXT,
-    notebook_hash TEXT
+    notebook_hash TEXT,
+    digests TEXT                     -- JSON: notebook, library {module: sha256}, data {file: sha256}
 );
 CREATE INDEX IF NOT EXISTS runs_experiment ON runs(experiment, sweep);
 """
 _COLUMNS = ('id', 'experiment', 'sweep', 'status', 'params', 'metrics', 'started', 'duration', 'git_commit', 'git_dirty',
-            'run_dir', 'report', 'host', 'pid', 'error', 'notebook_hash')
+            'run_dir', 'report', 'host', 'pid', 'error', 'notebook_hash', 'digests')
+_JSON_COLUMNS = ('params', 'metrics', 'digests')
 STATUSES = ('running', 'ok', 'failed', 'interrupted')
+
+class StoreError(ValueError):
+    "The results store cannot be read or written; the message names the file and what to do."
 
 def _alive(pid: int) -> bool:
     try: os.kill(pid, 0)
@@ -57,20 +62,51 @@ def _alive(pid: int) -> bool:
 # %% ../nbs/05_store.ipynb #defb4161
 class Store:
     "The results store: one row per run."
-    def __init__(self, path: Path | str | None = None): # SQLite file (default: settings, REPRLAB_STORE)
+    def __init__(self, path: Path | str | None = None, # SQLite file (default: settings, REPRLAB_STORE)
+                 readonly: bool | None = None):         # None: read-only when the file or its folder cannot be written
         self.path = Path(path) if path else load_settings().store
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as con: con.executescript(_SCHEMA)
+        if readonly is None:
+            readonly = (self.path.exists() and not os.access(self.path, os.W_OK)) or \
+                       (self.path.parent.exists() and not os.access(self.path.parent, os.W_OK))
+        self.readonly = readonly
+        if readonly:
+            if not self.path.is_file(): raise StoreError(f"{self.path}: no results store here (and its folder is read-only)")
+        else:
+            try: self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e: raise StoreError(f"{self.path}: cannot create the folder of the results store ({e.strerror}); "
+                                                  f"set REPRLAB_STORE to a writable place") from None
+        with self._connect() as con:
+            if not readonly:
+                con.executescript(_SCHEMA)
+                have = {r[1] for r in con.execute('PRAGMA table_info(runs)')}
+                for col in ('notebook_hash', 'digests'):   # stores made by earlier versions of reprlab
+                    if col not in have: con.execute(f'ALTER TABLE runs ADD COLUMN {col} TEXT')
+            else: con.execute('SELECT count(*) FROM runs').fetchone()
+
+    def _fail(self, e: sqlite3.Error) -> StoreError:
+        msg = str(e)
+        if 'readonly' in msg or 'read-only' in msg:
+            return StoreError(f"{self.path}: the results store is read-only ({msg}); make it writable or set REPRLAB_STORE to another file")
+        if isinstance(e, sqlite3.OperationalError) and 'locked' in msg:
+            return StoreError(f"{self.path}: the results store stayed locked by another process for 60 s ({msg}); try again")
+        return StoreError(f"{self.path}: not a usable results store ({msg}); move the file aside (reprlab starts a new one) "
+                          f"or set REPRLAB_STORE to another file")
 
     @contextmanager
     def _connect(self):
-        con = sqlite3.connect(self.path, timeout=60, isolation_level=None)   # waits up to 60 s for a writer's lock
         try:
-            con.execute('PRAGMA journal_mode=WAL'); con.execute('PRAGMA busy_timeout=60000')
-            yield con
+            if self.readonly:   # immutable: no -wal/-shm files are needed, none are written
+                con = sqlite3.connect(f'{self.path.resolve().as_uri()}?immutable=1', uri=True, timeout=60, isolation_level=None)
+            else:
+                con = sqlite3.connect(self.path, timeout=60, isolation_level=None)   # waits up to 60 s for a writer's lock
+                con.execute('PRAGMA journal_mode=WAL'); con.execute('PRAGMA busy_timeout=60000')
+        except sqlite3.Error as e: raise self._fail(e) from None
+        try: yield con
+        except sqlite3.Error as e: raise self._fail(e) from None
         finally: con.close()
 
     def _write(self, sql, args):
+        if self.readonly: raise StoreError(f"{self.path}: the results store is read-only; make it writable or set REPRLAB_STORE to another file")
         with self._connect() as con:
             con.execute('BEGIN IMMEDIATE')   # take the write lock up front: no upgrade deadlock between writers
             try: con.execute(sql, args); con.execute('COMMIT')
@@ -82,48 +118,64 @@ class Store:
         if unknown: raise ValueError(f"unknown store column(s) {sorted(unknown)}; valid: {_COLUMNS}")
         row = {'metrics': {}, 'host': socket.gethostname(), 'pid': os.getpid(), **row}
         if row.get('status') not in STATUSES: raise ValueError(f"status {row.get('status')!r}: expected one of {STATUSES}")
-        for k in ('params', 'metrics'): row[k] = json.dumps(row[k], default=str)
+        for k in _JSON_COLUMNS:
+            if k in row and row[k] is not None: row[k] = json.dumps(row[k], default=str)
         self._write(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
 
     def update(self, run_id: str, **fields):
-        "Change fields of a run (metrics and params are JSON-encoded)."
+        "Change fields of a run (params, metrics and digests are JSON-encoded)."
         unknown = set(fields) - set(_COLUMNS) | ({'id'} & set(fields))
         if unknown: raise ValueError(f"cannot update column(s) {sorted(unknown)}")
         if 'status' in fields and fields['status'] not in STATUSES: raise ValueError(f"status {fields['status']!r}: expected one of {STATUSES}")
-        for k in ('params', 'metrics'):
-            if k in fields: fields[k] = json.dumps(fields[k], default=str)
+        for k in _JSON_COLUMNS:
+            if k in fields and fields[k] is not None: fields[k] = json.dumps(fields[k], default=str)
         self._write(f"UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?", [*fields.values(), run_id])
+
+    def delete(self, run_id: str):
+        "Remove a run's row (used when its folder could not be created)."
+        self._write('DELETE FROM runs WHERE id = ?', [run_id])
+
+    def _dead(self) -> list[str]:
+        "Ids of rows still 'running' on this machine whose process is gone."
+        with self._connect() as con:
+            rows = con.execute("SELECT id, pid FROM runs WHERE status = 'running' AND host = ?", (socket.gethostname(),)).fetchall()
+        return [run_id for run_id, pid in rows if pid is None or not _alive(pid)]
 
     def mark_interrupted(self) -> int:
         "Rows still 'running' on this machine whose process is gone become 'interrupted'; returns how many."
-        host, n = socket.gethostname(), 0
-        with self._connect() as con:
-            rows = con.execute("SELECT id, pid FROM runs WHERE status = 'running' AND host = ?", (host,)).fetchall()
-        for run_id, pid in rows:
-            if pid is None or not _alive(pid):
-                self.update(run_id, status='interrupted', error='the process running it ended without recording a result'); n += 1
-        return n
+        dead = self._dead()
+        for run_id in dead: self.update(run_id, status='interrupted', error='interrupted: the process running it ended without recording a result')
+        return len(dead)
 
     def get(self, run_id: str) -> dict:
-        "One run as a dict (params and metrics decoded)."
+        "One run as a dict (params, metrics and digests decoded)."
         with self._connect() as con:
             con.row_factory = sqlite3.Row
             r = con.execute('SELECT * FROM runs WHERE id = ?', (run_id,)).fetchone()
         if r is None: raise KeyError(f"no run {run_id!r} in {self.path}")
-        d = dict(r); d['params'], d['metrics'] = json.loads(d['params']), json.loads(d['metrics'])
+        d = dict(r)
+        for k in _JSON_COLUMNS: d[k] = json.loads(d[k]) if d.get(k) else ({} if k != 'digests' else None)
         return d
 
     def runs(self, experiment: str | None = None, sweep: str | None = None, status: str | None = None,
              expand: bool = True) -> pd.DataFrame:
         "All runs (optionally of one experiment / sweep / status), oldest first; params and metrics as columns."
-        self.mark_interrupted()
+        if self.readonly: dead = self._dead()
+        else: self.mark_interrupted(); dead = []
         where, args = [], []
-        for col, v in (('experiment', experiment), ('sweep', sweep), ('status', status)):
+        for col, v in (('experiment', experiment), ('sweep', sweep)):
             if v is not None: where.append(f'{col} = ?'); args.append(v)
         sql = 'SELECT * FROM runs' + (' WHERE ' + ' AND '.join(where) if where else '') + ' ORDER BY started, id'
         with self._connect() as con: df = pd.read_sql_query(sql, con, params=args)
-        df['params'] = df['params'].map(json.loads); df['metrics'] = df['metrics'].map(json.loads)
+        if dead: df.loc[df['id'].isin(dead), 'status'] = 'interrupted'   # read-only: shown, not written
+        if status is not None: df = df[df['status'] == status].reset_index(drop=True)
+        for k in _JSON_COLUMNS: df[k] = df[k].map(lambda s: json.loads(s) if s else ({} if k != 'digests' else None))
         return expand_runs(df) if expand else df
+
+    def groups(self, experiment: str | None = None, **kw) -> pd.DataFrame:
+        "One row per configuration (experiment + parameters except the seed + notebook): n, mean, std, 95% interval; see `reprlab.analysis.groups`."
+        from reprlab.analysis import groups
+        return groups(self.runs(experiment, **kw))
 
 def expand_runs(df: pd.DataFrame) -> pd.DataFrame:
     "Spread the params and metrics dicts into columns (a parameter sharing a metric's name becomes param.NAME)."
@@ -183,7 +235,7 @@ def import_runs(folder: Path | str,           # a reports folder, e.g. reports/r
                   metrics=metrics, status=env.get('status') if env.get('status') in STATUSES else 'interrupted',
                   started=env.get('started', ''), duration=env.get('duration'), git_commit=env.get('commit'),
                   git_dirty=env.get('dirty'), run_dir=str(d.resolve()), report=str(report.resolve()) if report.exists() else None,
-                  host=env.get('host'), pid=None, error=env.get('error'))
+                  host=env.get('host'), pid=None, error=env.get('error'), digests=env.get('digests'))
         added.append(env['run_id'])
     return added
 
