@@ -1,4 +1,4 @@
-"""The `reprlab` command: list experiments, run one, sweep one over its parameters, and print the results table.
+"""The `reprlab` command: list experiments, run one, sweep one, and answer questions across runs (results, groups, comparisons, leaderboards).
 
 Docs: https://reprlab.github.io/reprlab/cli.html.md"""
 
@@ -9,64 +9,78 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import signal
 import sys
 import threading
 from pathlib import Path
 
-import yaml
-
-from .runner import (ParameterError, describe, list_experiments, notebook_params, resolve_params,
-                            experiment_path, run_experiment)
-from .store import Store, format_table, results_table
-from .sweep import SweepSpec, load_spec, run_sweep, split_values
+from .runner import ParameterError, ReportsError, RunInterrupted   # light: nbformat, no pandas, no torch
 
 # %% auto #0
-__all__ = ['cmd_list', 'cmd_run', 'cmd_sweep', 'cmd_results', 'main']
+__all__ = ['COMMANDS', 'cmd_list', 'cmd_run', 'cmd_sweep', 'fit_width', 'cmd_results', 'cmd_compare', 'cmd_leaderboard', 'main']
 
 # %% ../nbs/07_cli.ipynb #95ebffd1
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='reprlab', description='A literate laboratory for representation-learning research.')
     sub = p.add_subparsers(dest='command', required=True)
-    sub.add_parser('list', help='experiments and their parameters')
-    r = sub.add_parser('run', help='run an experiment notebook into reports/EXPERIMENT/RUN_ID')
-    r.add_argument('experiment')
+    sub.add_parser('list', help='experiments, their parameters (with constraints), presets and declared metrics')
+    r = sub.add_parser('run', help='run an experiment notebook into reports/EXPERIMENT/RUN_ID',
+                       epilog='`reprlab list` shows every experiment with its parameters, their constraints and presets.')
+    r.add_argument('experiment', help='an experiment name, as `reprlab list` shows it')
     r.add_argument('-p', '--param', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'), help='set a parameter (repeatable)')
     r.add_argument('--params-file', type=Path, help='YAML (or JSON) mapping of parameter names to values')
     r.add_argument('--json', action='store_true', help='print one JSON object: run id, status, run folder, report, metrics')
     r.add_argument('--with-code', action='store_true', help='keep the code cells in report.html')
     r.add_argument('--no-progress', action='store_true', help='no progress bar over cells')
+    r.add_argument('--timeout', type=float, metavar='SECONDS', help='seconds allowed for each cell (default: settings cell_timeout; 0: no limit)')
     w = sub.add_parser('sweep', help='run an experiment over a grid or random sample of its parameters',
                        description='Each point is a normal run with its own report and results row, tagged with the sweep name. '
-                                   'Re-running the same sweep skips completed points. Command-line options add to (and override) --config.')
+                                   'Re-running the same sweep skips the points whose runs completed with the same notebook, library and '
+                                   'data. Command-line options add to (and override) --config.')
     w.add_argument('experiment', nargs='?', help='experiment notebook (optional when --config names it)')
     w.add_argument('--grid', action='append', default=[], metavar='NAME=V1,V2', help="values to cross (';' separates values holding commas)")
     w.add_argument('--random', type=int, metavar='N', help='draw N random points from the --dist distributions')
     w.add_argument('--dist', action='append', default=[], metavar='NAME=SPEC',
                    help='uniform:A:B, loguniform:A:B, int:A:B or choice:V1,V2,...')
     w.add_argument('-p', '--param', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'), help='a fixed parameter (repeatable)')
-    w.add_argument('--config', type=Path, help='YAML sweep file: experiment, name, grid, random, dist, params, seed, workers, dask, metric')
+    w.add_argument('--seeds', type=int, metavar='N', help='replicate every point over N seeds (seed, seed+1, ...)')
+    w.add_argument('--config', type=Path, help='YAML sweep file: experiment, name, grid, random, dist, params, seeds, seed, workers, dask, metric')
     w.add_argument('--workers', type=int, help='local worker processes (default: settings, sweep_workers)')
     w.add_argument('--dask', metavar='ADDRESS', help='submit to an existing Dask scheduler, e.g. tcp://host:8786')
     w.add_argument('--name', help='sweep name (default: derived from the experiment and its points, so reruns resume)')
     w.add_argument('--seed', type=int, help='seed of the random draws (default 0)')
-    w.add_argument('--metric', help='metric the summary ranks by (default: val_acc when recorded)')
-    w.add_argument('--ascending', action='store_true', help='smaller metric is better')
+    w.add_argument('--metric', help="metric the summary ranks by (default: the experiment's declared primary metric)")
+    w.add_argument('--ascending', action='store_true', help='smaller metric is better (default: the declared direction)')
     w.add_argument('--retry-failed', action='store_true', help='run points recorded as failed again')
     w.add_argument('--no-summary', action='store_true', help='skip the summary report')
     w.add_argument('--no-progress', action='store_true', help='no progress bar over points')
-    w.add_argument('--timeout', type=float, help='seconds allowed for each cell of each run')
-    q = sub.add_parser('results', help='the results table: one row per run')
+    w.add_argument('--timeout', type=float, metavar='SECONDS', help='seconds allowed for each cell of each run (default: settings cell_timeout)')
+    q = sub.add_parser('results', help='the results table: one row per run, or per configuration with --by-config')
     q.add_argument('experiment', nargs='?')
-    q.add_argument('--sort', metavar='METRIC', help='sort by this column, best (largest) first')
-    q.add_argument('--ascending', action='store_true', help='sort smallest first (for losses, times)')
+    q.add_argument('--sort', metavar='METRIC', help="sort by this column (default: the experiment's declared primary metric, best first)")
+    q.add_argument('--ascending', action='store_true', help='sort smallest first')
     q.add_argument('--sweep', help='only the runs of this sweep')
     q.add_argument('--status', choices=('ok', 'failed', 'running', 'interrupted'))
+    q.add_argument('--by-config', action='store_true', help='one row per configuration (parameters except seed): n, mean ± std, 95%% interval')
+    q.add_argument('--stale', action='store_true', help='add a column naming what changed since each run (notebook, library, data)')
+    q.add_argument('--wide', action='store_true', help='every column (the default table fits the terminal)')
     q.add_argument('--format', default='table', choices=('table', 'tsv', 'csv', 'json'))
+    c = sub.add_parser('compare', help='runs or configurations side by side: parameters, metrics, hopes, environment, figures')
+    c.add_argument('ids', nargs='+', metavar='ID', help='run ids, or configuration ids from `reprlab results EXPERIMENT --by-config`')
+    c.add_argument('--html', type=Path, metavar='PAGE', help='where to write the HTML page (default: REPORTS/compare/compare-DIGEST.html)')
+    b = sub.add_parser('leaderboard', help='the best configurations of every experiment that logs a metric')
+    b.add_argument('metric')
+    b.add_argument('--top', type=int, default=20, help='configurations shown (default 20)')
+    d = b.add_mutually_exclusive_group()
+    d.add_argument('--higher', action='store_const', const='higher', dest='better', help='larger is better (when not declared)')
+    d.add_argument('--lower', action='store_const', const='lower', dest='better', help='smaller is better (when not declared)')
+    b.add_argument('--format', default='table', choices=('table', 'tsv', 'csv', 'json'))
     return p
 
 # %% ../nbs/07_cli.ipynb #7c2844f2
 def _load_params_file(path: Path) -> dict:
+    import yaml
     try: data = yaml.safe_load(path.read_text())
     except OSError as e: raise ParameterError(f"{path}: cannot read the parameters file ({e.strerror})") from None
     except yaml.YAMLError as e: raise ParameterError(f"{path}: not valid YAML ({e})") from None
@@ -75,23 +89,32 @@ def _load_params_file(path: Path) -> dict:
     return data
 
 def cmd_list(args, out):
+    from reprlab.runner import describe, list_experiments, notebook_metrics, notebook_params, notebook_presets
     exps = list_experiments()
     if not exps: print('no experiments found', file=out); return 0
     for name, path in exps.items():
+        params = notebook_params(path)
         print(f"{name} — {describe(path)}", file=out)
-        for p in notebook_params(path).values():
-            print(f"    {p.name}: {p.type} = {p.default!r}" + (f"    # {p.help}" if p.help else ''), file=out)
+        for p in params.values():
+            print(f"    {p.name}: {p.type} = {p.default!r}" + (f"    # {p.help}" if p.help else '') + (f" {p.constraint}" if p.constraint else ''), file=out)
+        presets = notebook_presets(path, params)
+        if presets: print(f"  presets: lab (the defaults above), " + ', '.join(f"{k} ({len(v)} values)" for k, v in presets.items()), file=out)
+        metrics = {k: m for k, m in notebook_metrics(path).items() if k not in ('hopes_met', 'hopes_total')}
+        if metrics:
+            print('  metrics: ' + ', '.join(f"{k}{' (primary, ' + m.better + ' is better)' if m.primary else ''}" for k, m in metrics.items()), file=out)
         print(file=out)
     return 0
 
 def cmd_run(args, out):
+    from reprlab.runner import experiment_path, notebook_params, resolve_params, run_experiment
     path = experiment_path(args.experiment)
     params = notebook_params(path)
     typed = _load_params_file(args.params_file) if args.params_file else {}   # typed values, checked by run_experiment
     strings = dict(args.param)
-    converted = resolve_params(params, strings, from_string=True)             # command-line strings, converted
+    converted = resolve_params(params, strings, from_string=True)             # command-line strings, converted and checked
     merged = {**typed, **{k: converted[k] for k in strings}}                  # -p wins over the file
-    res = run_experiment(args.experiment, merged, with_code=args.with_code, progress=not args.no_progress and not args.json)
+    res = run_experiment(args.experiment, merged, with_code=args.with_code, progress=not args.no_progress and not args.json,
+                         timeout=args.timeout)
     if args.json: print(json.dumps(res.to_json(), default=str), file=out)
     else:
         print(f"run {res.run_id}: {res.status} in {res.duration:.1f} s", file=out)
@@ -111,6 +134,7 @@ def _pairs(items, flag):
     return out
 
 def cmd_sweep(args, out):
+    from reprlab.sweep import SweepSpec, load_spec, run_sweep, split_values
     spec = load_spec(args.config) if args.config else SweepSpec(experiment=args.experiment or '')
     if args.experiment and args.config and args.experiment != spec.experiment:
         raise ParameterError(f"{args.config} sweeps {spec.experiment!r} but the command line names {args.experiment!r}")
@@ -118,22 +142,102 @@ def cmd_sweep(args, out):
     spec.grid.update({k: split_values(v) for k, v in _pairs(args.grid, '--grid').items()})
     spec.dist.update(_pairs(args.dist, '--dist'))
     spec.params.update(dict(args.param))
-    for k in ('random', 'workers', 'dask', 'name', 'seed', 'metric'):
+    for k in ('random', 'workers', 'dask', 'name', 'seed', 'metric', 'seeds'):
         if getattr(args, k) is not None: setattr(spec, k, getattr(args, k))
     if args.ascending: spec.ascending = True
     if spec.workers is not None and spec.dask: raise ParameterError("give --workers (local) or --dask (a cluster), not both")
     res = run_sweep(spec, retry_failed=args.retry_failed, summary=not args.no_summary, progress=not args.no_progress,
                     timeout=args.timeout, out=out)
-    print(f"results: reprlab results {res.experiment} --sweep {res.name}" + (f" --sort {spec.metric}" if spec.metric else ''), file=out)
+    print(f"results: reprlab results {res.experiment} --sweep {res.name}" + (' --by-config' if spec.seeds > 1 else ''), file=out)
     return 0 if res.counts.get('failed', 0) == 0 else 1
 
+# %% ../nbs/07_cli.ipynb #6a5f1f86
+def fit_width(df, width: int) -> tuple:
+    "Keep the leading columns of a table whose rendering fits `width` characters; returns (table, names of the dropped columns)."
+    keep = list(df.columns)
+    render = lambda cols: df[cols].to_string(index=False, float_format=lambda v: f'{v:.4g}', na_rep='-')
+    while len(keep) > 2 and max(map(len, render(keep).splitlines())) > width: keep.pop()
+    return df[keep], [c for c in df.columns if c not in keep]
+
+def _default_sort(experiment: str | None, columns) -> tuple:
+    "(metric, ascending) of the experiment's declared primary metric when it is a column, else (None, False)."
+    from reprlab.analysis import primary
+    m = primary(experiment) if experiment else None
+    return (m.name, m.better == 'lower') if m and m.name in columns else (None, False)
+
+def _narrow(df, params: list[str], metrics: list[str], first: list[str]) -> list[str]:
+    "Columns of the default view: the leading ones, the parameters that vary, the metrics."
+    varying = [p for p in params if p in df and df[p].astype(str).nunique() > 1]
+    return [c for c in [*first, *varying, *metrics] if c in df.columns]
+
 def cmd_results(args, out):
-    df = Store().runs(args.experiment, sweep=args.sweep, status=args.status)
-    print(format_table(results_table(df, sort=args.sort, ascending=args.ascending), args.format), file=out)
+    from reprlab.store import Store, format_table, results_table
+    store = Store()
+    df = store.runs(args.experiment, sweep=args.sweep, status=args.status)
+    sort, asc = (args.sort, args.ascending) if args.sort else _default_sort(args.experiment, df.columns)
+    asc = asc or args.ascending
+    width = shutil.get_terminal_size((100, 24)).columns
+    if args.by_config:
+        from reprlab.analysis import groups
+        g = groups(df)
+        if sort and sort in g: g = g.sort_values(sort, ascending=asc, na_position='last', kind='stable').reset_index(drop=True)
+        metrics = [sort] * bool(sort and sort in g) + [m for m in g.attrs.get('metrics', []) if m != sort]
+        if args.format != 'table':
+            print(format_table(g.drop(columns=['runs']), args.format), file=out); return 0
+        show = g[_narrow(g, g.attrs.get('params', []), [], ['experiment', 'config', 'n', 'failed'])].copy()
+        for m in metrics:
+            show[m] = [f"{v:.4g}" + (f" ± {s:.2g}" if s == s else '') if v == v else '-' for v, s in zip(g[m], g[f'{m}.std'])]
+            if m == sort: show[f'{m} 95% CI'] = [f"±{c:.2g}" if c == c else '-' for c in g[f'{m}.ci95']]
+        table = show
+    else:
+        if args.stale:
+            from reprlab.analysis import mark_stale
+            df = mark_stale(df)
+        table = results_table(df, sort=sort, ascending=asc)
+        if args.stale: table.insert(2, 'stale', df.set_index('id').loc[table['id'], 'stale'].values)
+        if args.format != 'table':
+            print(format_table(table, args.format), file=out); return 0
+        metrics = [sort] * bool(sort) + [m for m in df.attrs.get('metrics', []) if m != sort]
+        if not args.wide: table = table[_narrow(table, df.attrs.get('params', []), metrics,
+                                                ['id', *(['experiment'] if not args.experiment else []), 'status', *(['stale'] if args.stale else [])])]
+    if args.wide or table.empty:
+        print(format_table(table, 'table'), file=out); return 0
+    shown, dropped = fit_width(table, width)
+    print(format_table(shown, 'table'), file=out)
+    if dropped: print(f"({len(dropped)} more column(s): {', '.join(dropped[:8])}{', ...' if len(dropped) > 8 else ''}; "
+                      f"--wide shows all, --format tsv writes all)", file=out)
+    return 0
+
+def cmd_compare(args, out):
+    import hashlib
+    from reprlab.analysis import compare
+    from reprlab.config import load_settings
+    c = compare(args.ids)
+    page = args.html or load_settings().reports/'compare'/f"compare-{hashlib.sha256(' '.join(args.ids).encode()).hexdigest()[:10]}.html"
+    print(c.text(), file=out)
+    print(f"\npage: {c.html(page)}", file=out)
+    return 0
+
+def cmd_leaderboard(args, out):
+    from reprlab.analysis import leaderboard
+    from reprlab.store import format_table
+    lb = leaderboard(args.metric, better=args.better, top=args.top)
+    if args.format != 'table': print(format_table(lb, args.format), file=out); return 0
+    show = lb[['rank', 'experiment', 'n']].copy()
+    show['mean ± std'] = [f"{m:.4g}" + (f" ± {s:.2g}" if s == s else '') for m, s in zip(lb['mean'], lb['std'])]
+    show['best run'] = lb['best_run']
+    show['parameters'] = [p if len(p) <= 60 else p[:57] + '...' for p in lb['parameters']]
+    print(f"{args.metric}: {lb.attrs['better']} is better", file=out)
+    print(format_table(fit_width(show, shutil.get_terminal_size((100, 24)).columns)[0], 'table'), file=out)
+    best = lb.iloc[0]
+    print(f"best report: {best['report'] or '(none)'}", file=out)
     return 0
 
 # %% ../nbs/07_cli.ipynb #0cb5f281
-def _sigterm(signum, frame): raise KeyboardInterrupt(f"signal {signum}")
+def _sigterm(signum, frame): raise RunInterrupted('SIGTERM')
+
+COMMANDS = {'list': cmd_list, 'run': cmd_run, 'sweep': cmd_sweep, 'results': cmd_results, 'compare': cmd_compare,
+            'leaderboard': cmd_leaderboard}
 
 def main(argv: list[str] | None = None, out=None) -> int:
     "Entry point of the `reprlab` command; returns the exit status."
@@ -141,8 +245,9 @@ def main(argv: list[str] | None = None, out=None) -> int:
     args = _parser().parse_args(argv)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _sigterm)   # a killed run is recorded as interrupted, not left 'running'
-    try: return {'list': cmd_list, 'run': cmd_run, 'sweep': cmd_sweep, 'results': cmd_results}[args.command](args, out)
-    except (ParameterError, ValueError) as e:
+    try: return COMMANDS[args.command](args, out)
+    except (ParameterError, ValueError, ReportsError) as e:   # StoreError is a ValueError: one line naming the file
         print(f"reprlab {args.command}: {e}", file=sys.stderr); return 2
     except KeyboardInterrupt as e:
-        print(f"reprlab {args.command}: interrupted ({e})", file=sys.stderr); return 130
+        why = getattr(e, 'signal', None) or 'SIGINT (Ctrl-C)'
+        print(f"reprlab {args.command}: interrupted ({why})", file=sys.stderr); return 130

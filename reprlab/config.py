@@ -26,8 +26,8 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['RUN_DIR_ENV', 'Settings', 'find_settings_file', 'load_settings', 'get_device', 'seed_everything', 'git_state',
-           'package_versions', 'device_name', 'environment', 'write_json', 'read_json', 'file_digest', 'record_input',
-           'interactive', 'tqdm']
+           'package_versions', 'device_name', 'environment', 'process_alive', 'write_json', 'read_json', 'file_digest',
+           'record_input', 'interactive', 'tqdm']
 
 # %% ../nbs/00_config.ipynb #baad1f22
 _KEYS = {  # key: (type, environment variable, default)
@@ -175,6 +175,13 @@ def environment(root: Path | None = None) -> dict:
     "Everything a run records about where it ran: git state, versions, machine."
     return {**git_state(root), 'versions': package_versions(), 'host': socket.gethostname(),
             'platform': platform.platform(), 'executable': sys.executable}
+
+def process_alive(pid: int) -> bool:
+    "Whether a process with this id runs on this machine."
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True   # it exists, under another user
+    return True
 
 # %% ../nbs/00_config.ipynb #9d14a4d9
 RUN_DIR_ENV = 'REPRLAB_RUN_DIR'

@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
-from IPython.display import Image, Markdown, display
+# torch and IPython are imported where they are used: reading METRICS (`reprlab list`) needs neither.
 
 from .config import (RUN_DIR_ENV, device_name, file_digest, get_device, load_settings, package_versions, read_json,
                             seed_everything, write_json)
@@ -50,6 +49,7 @@ class DivergedError(ArithmeticError):
 
 def _first_bad(v, limit: float):
     "(description of the first bad entry, or None) for a number, array, tensor, module or list of them."
+    import torch
     if v is None: return None
     if isinstance(v, torch.nn.Module): v = dict(v.named_parameters())
     if isinstance(v, dict):
@@ -164,6 +164,7 @@ def study_differences(params: dict, study: dict) -> list[tuple]:
 def begin(namespace: dict | None = None, # the notebook's `globals()`, to find the parameters when not run by `reprlab run`
          ) -> Run:
     "Seed, choose the device, record the run's parameters and environment, and show the run-info block."
+    from IPython.display import Markdown, display
     global _state
     _state = _State()
     ns, d = namespace if namespace is not None else {}, run_dir()
@@ -202,7 +203,7 @@ def begin(namespace: dict | None = None, # the notebook's `globals()`, to find t
 # %% ../nbs/04_report.ipynb #add95fdd
 def _to_number(name, v):
     if v is None: return None
-    if isinstance(v, torch.Tensor):
+    if 'torch' in sys.modules and isinstance(v, sys.modules['torch'].Tensor):   # a tensor exists only if torch was imported
         if v.numel() != 1: raise TypeError(f"metric {name!r}: expected a number, got a tensor of shape {tuple(v.shape)}")
         v = v.item()
     if isinstance(v, (bool, np.bool_)): return bool(v)
@@ -230,6 +231,7 @@ def save_figure(fig,                      # a matplotlib Figure
                 caption: str | None = None, # a sentence shown under the figure
                 dpi: int = 110):
     "Show a figure in the report and save it as figures/NAME.png in the run folder; closes the figure."
+    from IPython.display import Image, Markdown, display
     import io
     import matplotlib.pyplot as plt
     if not _NAME.match(name or ''): raise ValueError(f"figure name {name!r}: use letters, digits, '_', '.', '-'")
@@ -238,14 +240,17 @@ def save_figure(fig,                      # a matplotlib Figure
     if (d := run_dir()):
         (d/'figures').mkdir(exist_ok=True)
         (d/'figures'/f'{name}.png').write_bytes(buf.getvalue())
-    titles = [t for ax in fig.axes if (t := ax.get_title())] + ([fig._suptitle.get_text()] if fig._suptitle else [])
-    alt = caption or '; '.join(titles) or name.replace('_', ' ')    # the report's alt text (read by the runner's HTML step)
+    titles = [t for ax in fig.axes if (t := ax.get_title())]
+    suptitle = fig._suptitle.get_text() if fig._suptitle else ''
+    # the report's alt text: the caption, else the figure's title, else its panels' titles (a grid of many: the name)
+    alt = caption or suptitle or ('; '.join(titles) if 0 < len(titles) <= 4 else name.replace('_', ' '))
     display(Image(data=buf.getvalue(), format='png', metadata={'alt': alt}))
     if caption: display(Markdown(f"*{caption}*"))
     plt.close(fig)
 
 def say(text: str):
     "A sentence of the analysis dialog, rendered as Markdown (put the run's own numbers in it)."
+    from IPython.display import Markdown, display
     if not isinstance(text, str): raise TypeError(f"say() takes Markdown text, got {type(text).__name__}")
     if (d := run_dir()):
         with open(d/'dialog.md', 'a') as f: f.write(text.rstrip() + '\n\n')
@@ -258,6 +263,7 @@ def hope(claim: str,       # the hope, as stated in the intro
          detail: str = '', # the numbers behind the verdict
         ) -> bool:
     "Check a hope from the intro against this run; the report ends with all of them (`show_hopes`)."
+    from IPython.display import Markdown, display
     if not isinstance(passed, (bool, np.bool_)): raise TypeError(f"hope {claim!r}: passed must be a bool, got {type(passed).__name__}")
     passed = bool(passed)
     _state.hopes.append(dict(hope=claim, met=passed, detail=detail))
@@ -267,6 +273,7 @@ def hope(claim: str,       # the hope, as stated in the intro
 
 def show_hopes():
     "The 'Hopes vs results' table; also records hopes_met and hopes_total as metrics."
+    from IPython.display import Markdown, display
     if not _state.hopes: raise RuntimeError("no hopes were checked: call hope(claim, passed, detail) first")
     rows = [(h['hope'] + (f" ({h['detail']})" if h['detail'] else ''), _verdict(h['met'])) for h in _state.hopes]
     log_metrics(hopes_met=sum(h['met'] for h in _state.hopes), hopes_total=len(_state.hopes))

@@ -16,6 +16,7 @@ import math
 import os
 import re
 import secrets
+import subprocess
 import tempfile
 import time
 from contextlib import contextmanager
@@ -29,8 +30,8 @@ import sys
 sys.modules.setdefault('rfc3987_syntax', None)
 import nbformat
 
-from .config import RUN_DIR_ENV, environment, load_settings, read_json, write_json
-from .store import Store, StoreError
+from .config import RUN_DIR_ENV, environment, load_settings, process_alive, read_json, write_json
+# the store (and pandas) is imported by the functions that record runs: `reprlab list` does not need it.
 
 # %% auto #0
 __all__ = ['MAX_CELL_OUTPUT', 'THREAD_ENV', 'ParameterError', 'Constraint', 'parse_constraint', 'check_constraint', 'Param',
@@ -46,13 +47,14 @@ _TYPES = {'int': int, 'float': float, 'str': str, 'bool': bool}
 class ParameterError(ValueError):
     "A parameter name or value that the experiment does not accept."
 
-_OPS = {'>=': lambda a, b: a >= b, '>': lambda a, b: a > b, '<=': lambda a, b: a <= b, '<': lambda a, b: a < b}
+_OPS = {'min': lambda a, b: a >= b, '>': lambda a, b: a > b, 'max': lambda a, b: a <= b, '<': lambda a, b: a < b}
+_SHOWN = {'min': '>=', 'max': '<=', '>': '>', '<': '<'}
 _TRAILING = re.compile(r'\s*(\[[^\[\]]*\]|\{[^{}]*\})\s*$')
 
 @dataclass(frozen=True)
 class Constraint:
     "What values a parameter accepts, parsed from the end of its help text."
-    text: str                    # as written: '[>= 1]', '{lab, study}'
+    text: str                    # as written: '[min 1]', '{lab, study}'
     choices: tuple | None = None
     bounds: tuple = ()           # ((op, number), ...)
     items: str | None = None     # 'ints' or 'floats': a comma-separated list in a str parameter
@@ -78,8 +80,10 @@ def parse_constraint(text: str, ptype: str, where: str) -> Constraint:
     for clause in (c.strip() for c in body.split(',') if c.strip()):
         if clause == 'empty ok': empty_ok = True; continue
         if clause == 'inf ok': inf_ok = True; continue
-        m = re.fullmatch(r'(ints|floats)?\s*(?:(>=|>|<=|<)\s*(\S+))?', clause)
-        if not m or not (m.group(1) or m.group(2)): raise bad(f"cannot read {clause!r}; expected e.g. '>= 1', 'ints > 0', 'empty ok', 'matches REGEX'")
+        if re.search(r'[<>]=', clause):   # papermill reads a line with two '=' as no parameter at all
+            raise bad(f"{clause!r}: write 'min X' for >= X and 'max X' for <= X (a second '=' on the line hides the parameter from papermill)")
+        m = re.fullmatch(r'(ints|floats)?\s*(?:(min|max|>|<)\s*(\S+))?', clause)
+        if not m or not (m.group(1) or m.group(2)): raise bad(f"cannot read {clause!r}; expected e.g. 'min 1', '> 0', 'ints min 1', 'empty ok', 'matches REGEX'")
         if m.group(1):
             if ptype != 'str': raise bad(f"'{m.group(1)}' describes a str parameter holding a comma-separated list")
             items = m.group(1)
@@ -96,7 +100,7 @@ def _check_number(c: Constraint, v, kind: str) -> str | None:
     "Why number `v` breaks `c`, or None."
     if kind in ('int', 'ints') and not -2**63 <= v < 2**63: return 'out of range for a 64-bit integer'
     if isinstance(v, float) and (math.isnan(v) or (math.isinf(v) and not c.inf_ok)): return 'expected a finite number'
-    failed = [f'{op} {b:g}' for op, b in c.bounds if not _OPS[op](v, b)]
+    failed = [f'{_SHOWN[op]} {b:g}' for op, b in c.bounds if not _OPS[op](v, b)]
     return f"expected {' and '.join(failed)}" if failed else None
 
 def check_constraint(c: Constraint, name: str, ptype: str, value):
@@ -123,7 +127,7 @@ class Param:
     type: str        # int, float, str or bool
     default: object
     help: str
-    constraint: str = ''   # the constraint as written, e.g. '[>= 1]' (empty: any value of the type)
+    constraint: str = ''   # the constraint as written, e.g. '[min 1]' (empty: any value of the type)
 
     def check(self, value):
         "Raise ParameterError when a value of the right type breaks the constraint."
@@ -334,11 +338,10 @@ _IPC_FILE = re.compile(r'reprlab-(\d+)-[0-9a-f]+-ipc-\d+')
 
 def sweep_ipc_files(folder: Path | str | None = None) -> int:
     "Remove kernel IPC socket files left by reprlab launchers that are no longer running; returns how many."
-    from reprlab.store import _alive
     n = 0
     for p in Path(folder or tempfile.gettempdir()).glob('reprlab-*-ipc-*'):
         m = _IPC_FILE.fullmatch(p.name)
-        if m and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
+        if m and int(m.group(1)) != os.getpid() and not process_alive(int(m.group(1))):
             try: p.unlink(); n += 1
             except OSError: pass   # another launcher swept it first, or it is not ours to remove
     return n
@@ -350,6 +353,16 @@ class IPCKernelManager(AsyncKernelManager):
         # A unique socket prefix: kernels started at once (sweep workers) must not pick the same socket files.
         ip = os.path.join(tempfile.gettempdir(), f'reprlab-{os.getpid()}-{secrets.token_hex(4)}-ipc')
         super().__init__(**{'transport': 'ipc', 'ip': ip, **kw})
+
+    async def _async_launch_kernel(self, kernel_cmd, **kw):
+        # The kernel's own log (ipykernel's messages at shutdown, ZMQ errors after a stop) goes to kernel.log in the run
+        # folder, not to the terminal of whoever started the run: a successful run prints nothing alarming.
+        d = os.environ.get(RUN_DIR_ENV)
+        log = open(Path(d)/'kernel.log', 'ab') if d and Path(d).is_dir() else subprocess.DEVNULL
+        kw.setdefault('stdout', log); kw.setdefault('stderr', log)
+        try: return await super()._async_launch_kernel(kernel_cmd, **kw)
+        finally:
+            if log is not subprocess.DEVNULL: log.close()   # the kernel process holds its own copy of the descriptor
 
 # %% ../nbs/06_runner.ipynb #35fbdb7b
 MAX_CELL_OUTPUT = 200_000   # characters of text output kept per cell of a recorded report
@@ -413,6 +426,7 @@ _TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
 details.reprlab-stderr { margin: 0.2em 0; font-size: 85%; color: #555; }
 details.reprlab-stderr pre { white-space: pre-wrap; background: #f7f7f7; padding: 0.4em; }
 .jp-RenderedImage img { max-width: 100%; height: auto; }
+.jp-OutputArea-output { overflow-x: auto; }   /* a wide table scrolls inside its box, not the page */
 code.reprlab-tex { color: #a33; }
 </style>{%- endblock extra_css -%}
 {% block data_png scoped %}
@@ -507,16 +521,28 @@ def _cell_label(nb_path: Path, index: int | None) -> str:
     "'cell N (`first line`)' of an executed notebook, for error messages."
     try:
         nb = nbformat.read(nb_path, as_version=4)
-        if index is None:   # the cell papermill marked running when the run stopped
-            index = next(i for i, c in enumerate(nb.cells) if c.get('metadata', {}).get('papermill', {}).get('status') == 'running')
+        if index is None:   # the cell marked running, else the one holding an error, else the last one started
+            meta = [c.get('metadata', {}).get('papermill', {}) for c in nb.cells]
+            errors = [i for i, c in enumerate(nb.cells) if any(o.get('output_type') == 'error' for o in c.get('outputs', []))]
+            index = next((i for i, m in enumerate(meta) if m.get('status') == 'running'), None)
+            if index is None: index = errors[0] if errors else max(i for i, m in enumerate(meta) if m.get('start_time'))
         first = next((l for l in nb.cells[index].source.splitlines() if l.strip()), '')
         return f"cell {index} (`{first[:60]}`)"
-    except (OSError, StopIteration, IndexError, ValueError): return 'a cell'
+    except (OSError, IndexError, ValueError): return 'a cell'
 
 def _os_error(e: OSError) -> str:
     import errno
     what = {errno.ENOSPC: 'no space left on device', errno.EROFS: 'read-only file system', errno.EACCES: 'permission denied'}
     return f"{what[e.errno]}: {e}" if e.errno in what else f"{type(e).__name__}: {e}"
+
+@contextmanager
+def _quiet(logger: str):
+    "Silence a library's logger: reprlab reports the outcome itself (papermill's own lines repeat it, or alarm for nothing)."
+    import logging
+    log = logging.getLogger(logger); level = log.level
+    log.setLevel(logging.CRITICAL)
+    try: yield
+    finally: log.setLevel(level)
 
 def execute_notebook(nb_path: Path | str, run_dir: Path | str, values: dict, progress: bool = False,
                      timeout: float | None = None, env: dict | None = None, threads: int | None = None) -> dict:
@@ -527,7 +553,7 @@ def execute_notebook(nb_path: Path | str, run_dir: Path | str, values: dict, pro
     out_nb, t0, status, error = rdir/'report.ipynb', time.time(), 'ok', None
     extra = {**(env or {}), RUN_DIR_ENV: str(rdir), **({k: str(threads) for k in THREAD_ENV} if threads else {})}
     try:
-        with _env(**extra):
+        with _env(**extra), _quiet('papermill'):
             pm.execute_notebook(nb_path, out_nb, parameters=values, cwd=nb_path.parent, progress_bar=progress,
                                 request_save_on_cell_execute=True, execution_timeout=timeout or None, kernel_name='python3',
                                 kernel_manager_class=IPCKernelManager)
@@ -599,6 +625,7 @@ def run_experiment(experiment: str,                # name of a notebook in the e
                    timeout: float | None = None,   # seconds allowed for each cell (default: settings' cell_timeout; 0: none)
                   ) -> RunResult:
     "Validate parameters, execute the experiment notebook with papermill, render its report, record the run."
+    from reprlab.store import Store
     nb_path = experiment_path(experiment)
     params_spec = notebook_params(nb_path)
     presets = notebook_presets(nb_path, params_spec)

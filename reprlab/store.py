@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import load_settings
+from .config import load_settings, process_alive
 
 # %% auto #0
 __all__ = ['STATUSES', 'StoreError', 'Store', 'expand_runs', 'results_table', 'format_table', 'import_runs', 'ResultsBrowser']
@@ -52,12 +52,6 @@ STATUSES = ('running', 'ok', 'failed', 'interrupted')
 
 class StoreError(ValueError):
     "The results store cannot be read or written; the message names the file and what to do."
-
-def _alive(pid: int) -> bool:
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except PermissionError: return True
-    return True
 
 # %% ../nbs/05_store.ipynb #defb4161
 class Store:
@@ -139,7 +133,7 @@ class Store:
         "Ids of rows still 'running' on this machine whose process is gone."
         with self._connect() as con:
             rows = con.execute("SELECT id, pid FROM runs WHERE status = 'running' AND host = ?", (socket.gethostname(),)).fetchall()
-        return [run_id for run_id, pid in rows if pid is None or not _alive(pid)]
+        return [run_id for run_id, pid in rows if pid is None or not process_alive(pid)]
 
     def mark_interrupted(self) -> int:
         "Rows still 'running' on this machine whose process is gone become 'interrupted'; returns how many."

@@ -23,10 +23,9 @@ import numpy as np
 import yaml
 from .config import tqdm
 
-from .config import load_settings
-from .report import RUN_DIR_ENV, read_json, write_json
+from .config import RUN_DIR_ENV, load_settings, read_json, write_json
 from .runner import (Param, ParameterError, coerce_value, execute_run, experiment_path, experiments_dir,
-                            notebook_hash, notebook_params, prepare_run, resolve_params)
+                            notebook_hash, notebook_params, notebook_presets, prepare_run, resolve_params, _timeout)
 from .store import Store
 
 # %% auto #0
@@ -72,7 +71,7 @@ def parse_dist(name: str, text: str) -> Dist:
     return Dist(kind, (a, b))
 
 # %% ../nbs/11_sweep.ipynb #b155bd53
-SPEC_KEYS = ('experiment', 'name', 'grid', 'random', 'dist', 'params', 'seed', 'workers', 'dask', 'metric', 'ascending')
+SPEC_KEYS = ('experiment', 'name', 'grid', 'random', 'dist', 'params', 'seeds', 'seed', 'workers', 'dask', 'metric', 'ascending')
 
 @dataclass
 class SweepSpec:
@@ -86,8 +85,9 @@ class SweepSpec:
     seed: int = 0                               # seed of the random draws
     workers: int | None = None                  # local worker processes (default: settings)
     dask: str | None = None                     # address of an existing Dask scheduler
-    metric: str | None = None                   # metric the summary sorts by (default: val_acc when recorded)
-    ascending: bool = False                     # smaller metric is better
+    metric: str | None = None                   # metric the summary sorts by (default: the declared primary metric)
+    ascending: bool = False                     # smaller metric is better (default: the declared direction)
+    seeds: int = 1                              # replicates of every point over seed, seed + 1, ...
 
 def load_spec(path: Path | str) -> SweepSpec:
     "Read a sweep specification from YAML (the keys of SweepSpec)."
@@ -104,8 +104,8 @@ def load_spec(path: Path | str) -> SweepSpec:
     grid = {k: v if isinstance(v, list) else [v] for k, v in (data.get('grid') or {}).items()}
     return SweepSpec(**{**data, 'grid': grid, 'dist': data.get('dist') or {}, 'params': data.get('params') or {}})
 
-def sweep_points(spec: SweepSpec, params: dict[str, Param]) -> list[dict]:
-    "Every point of the sweep as a full, validated parameter dict (duplicates removed, order kept)."
+def sweep_points(spec: SweepSpec, params: dict[str, Param], presets: dict | None = None) -> list[dict]:
+    "Every point of the sweep as a full, validated parameter dict (duplicates removed, order kept; seed replicates last)."
     used = [*spec.grid, *spec.dist, *spec.params]
     unknown = sorted({k for k in used if k not in params})
     if unknown: resolve_params(params, {k: None for k in unknown})     # raises with the list of valid parameters
@@ -115,6 +115,10 @@ def sweep_points(spec: SweepSpec, params: dict[str, Param]) -> list[dict]:
     if empty: raise ParameterError(f"empty grid for {empty}: give at least one value")
     if spec.random < 0 or (spec.random and not spec.dist): raise ParameterError("random draws need --dist NAME=SPEC for at least one parameter")
     if spec.dist and not spec.random: raise ParameterError("--dist given without --random N (how many points to draw)")
+    if not isinstance(spec.seeds, int) or spec.seeds < 1: raise ParameterError(f"seeds={spec.seeds!r}: expected an integer >= 1")
+    if spec.seeds > 1 and ('seed' not in params or 'seed' in used[:len(spec.grid) + len(spec.dist)]):
+        raise ParameterError(f"seeds={spec.seeds}: replicating needs a 'seed' parameter that is not swept ({spec.experiment} "
+                             + ("sweeps it" if 'seed' in params else "has none") + ")")
     errors, grid, fixed = [], {}, {}
     for k, values in spec.grid.items():
         grid[k] = []
@@ -139,9 +143,11 @@ def sweep_points(spec: SweepSpec, params: dict[str, Param]) -> list[dict]:
     points, seen = [], set()
     for g in combos:
         for r in draws:
-            values = resolve_params(params, {**fixed, **g, **r})
-            key = json.dumps(values, sort_keys=True)
-            if key not in seen: seen.add(key); points.append(values)
+            base = resolve_params(params, {**fixed, **g, **r}, presets=presets)
+            for i in range(spec.seeds):
+                values = {**base, 'seed': coerce_value(params['seed'], base['seed'] + i, False)} if spec.seeds > 1 else base
+                key = json.dumps(values, sort_keys=True)
+                if key not in seen: seen.add(key); points.append(values)
     return points
 
 def point_key(values: dict, nb_hash: str) -> str:
@@ -190,14 +196,16 @@ def run_sweep(spec: SweepSpec,                  # what to run
               retry_failed: bool = False,       # run points recorded as failed again
               summary: bool = True,             # execute the sweep summary report at the end
               progress: bool = True,            # a progress bar over points
-              timeout: float | None = None,     # seconds allowed for each cell of each run
+              timeout: float | None = None,     # seconds allowed for each cell of each run (default: settings' cell_timeout)
               threads: int = 1,                 # torch/BLAS threads of each run
               out=None,                         # where to print what the sweep does (default: stderr)
              ) -> SweepResult:
     "Run every point of `spec` not yet completed, on local workers or a Dask cluster; record each as a run."
     out = out or sys.stderr
+    from reprlab.analysis import primary, staleness
     nb_path = experiment_path(spec.experiment)
-    points = sweep_points(spec, notebook_params(nb_path))          # nothing starts on bad input
+    params = notebook_params(nb_path)
+    points = sweep_points(spec, params, notebook_presets(nb_path, params))   # nothing starts on bad input
     name = spec.name or default_name(spec.experiment, points)
     if not _NAME.match(name): raise ParameterError(f"sweep name {name!r}: use letters, digits, '_', '.', '-'")
     s = load_settings()
@@ -206,10 +214,13 @@ def run_sweep(spec: SweepSpec,                  # what to run
     nb_hash = notebook_hash(nb_path)
     skip = {'ok'} if retry_failed else {'ok', 'failed'}
     prev = store.runs(spec.experiment, sweep=name, expand=False)  # also marks rows of dead launchers interrupted
-    done = {point_key(r.params, r.notebook_hash) for r in prev.itertuples() if r.status in skip}
+    nbs = {spec.experiment: nb_hash}
+    fresh = lambda r: not [c for c in staleness(r.experiment, r.digests or {'notebook': r.notebook_hash}, nbs) if c != 'notebook']
+    done = {point_key(r.params, r.notebook_hash) for r in prev.itertuples() if r.status in skip and fresh(r)}
     todo = [p for p in points if point_key(p, nb_hash) not in done]
     print(f"sweep {name}: {len(points)} points, {len(points) - len(todo)} already completed, {len(todo)} to run", file=out)
     t0, counts = time.time(), {'ok': 0, 'failed': 0, 'interrupted': 0}
+    timeout = _timeout(timeout)
     if todo:
         client, cluster = _connect(spec.workers, spec.dask)
         running, queue, env = {}, list(todo), _worker_env()
@@ -221,8 +232,7 @@ def run_sweep(spec: SweepSpec,                  # what to run
                 capacity = max(1, sum(client.nthreads().values()))
                 while queue and len(running) < capacity:
                     values = queue.pop(0)
-                    row = prepare_run(spec.experiment, values, nb_path, reports_dir, name, s.root)
-                    store.add(**row)
+                    row = prepare_run(spec.experiment, values, nb_path, reports_dir, name, s.root, store)
                     fut = client.submit(execute_run, str(nb_path), row['run_dir'], values, False, timeout, False, env, threads,
                                         pure=False, key=f"reprlab-{row['id']}")
                     running[fut] = row; pending.add(fut)
@@ -233,21 +243,25 @@ def run_sweep(spec: SweepSpec,                  # what to run
                 try: outcome = fut.result()
                 except Exception as e:                                  # the worker died or could not run the task
                     outcome = dict(status='failed', error=f"worker error: {type(e).__name__}: {e}",
-                                   metrics=read_json(Path(row['run_dir'])/'metrics.json', {}), duration=None, report=None)
+                                   metrics=read_json(Path(row['run_dir'])/'metrics.json', {}), duration=None, report=None, digests=None)
+                if outcome.get('digests') is None: outcome.pop('digests', None)
                 store.update(row['id'], **outcome)
                 counts[outcome['status']] = counts.get(outcome['status'], 0) + 1
                 bar.update(1)
                 fill()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
+            why = getattr(e, 'signal', None) or 'SIGINT (Ctrl-C)'
             for fut, row in running.items():
                 fut.cancel()
-                store.update(row['id'], status='interrupted', error='the sweep was stopped (Ctrl-C or a signal) while this point ran')
+                store.update(row['id'], status='interrupted', error=f'interrupted: {why}; the sweep was stopped while this point ran')
             raise
         finally:
             bar.close()
             client.close()
             if cluster is not None: cluster.close()
-    report = sweep_summary(spec.experiment, name, store, reports_dir, spec.metric, spec.ascending) if summary else None
+    metric, ascending = spec.metric, spec.ascending
+    if not metric and (m := primary(spec.experiment)): metric, ascending = m.name, ascending or m.better == 'lower'
+    report = sweep_summary(spec.experiment, name, store, reports_dir, metric, ascending) if summary else None
     print(f"sweep {name}: {counts['ok']} ok, {counts['failed']} failed in {time.time() - t0:.0f} s"
           + (f"; summary: {report}" if report else ''), file=out)
     return SweepResult(name, spec.experiment, len(points), len(points) - len(todo), counts, report, time.time() - t0)
