@@ -1,4 +1,4 @@
-"""How many ReLU activation patterns flip in one optimizer step ("temperature"), the learning-rate range analysis, and ActCooLR, a schedule that steers the learning rate along a target temperature curve.
+"""How many ReLU activation patterns flip in one optimizer step ("temperature"), the learning-rate range analysis, and ActCooLR, a torch learning-rate scheduler that steers the learning rate along a target temperature curve.
 
 Docs: https://reprlab.github.io/reprlab/temperature.html.md"""
 
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import copy
 import math
-from contextlib import contextmanager, nullcontext
+import time
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -17,11 +18,13 @@ import torch
 from scipy.optimize import curve_fit
 from scipy.special import erf, erfinv
 from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
 from .config import tqdm
+from .report import check_finite
 
 # %% auto #0
-__all__ = ['MODELS', 'relu_patterns', 'temperature', 'p_change_of', 'TemperatureMeter', 'erf_model', 'lr_range', 'fit_range',
-           'ActCooLR', 'mlp', 'convnet4', 'resnet_small', 'minibatches', 'fit_measured']
+__all__ = ['MAPPINGS', 'MODELS', 'relu_patterns', 'temperature', 'p_change_of', 'temperature_of', 'TemperatureMeter', 'erf_model',
+           'lr_range', 'fit_range', 'ActCooLR', 'mlp', 'convnet4', 'resnet_small', 'minibatches', 'fit_measured']
 
 # %% ../nbs/12_temperature.ipynb #a375fea0
 def relu_patterns(out: torch.Tensor) -> torch.Tensor:
@@ -32,11 +35,25 @@ def relu_patterns(out: torch.Tensor) -> torch.Tensor:
 
 def temperature(p_same: float, n_patterns: int) -> float:
     "T = -log2(P_same), with P_same floored at 1/n_patterns (the measurement's resolution)."
+    if not 0 <= p_same <= 1: raise ValueError(f"P_same = {p_same}: expected a share in [0, 1]")
+    if n_patterns < 1: raise ValueError(f"n_patterns = {n_patterns}: expected at least one pattern")
     return -math.log2(max(p_same, 1.0 / n_patterns))
 
-def p_change_of(T: float) -> float:
-    "P_change = 1 - 2^(-T)."
-    return 1.0 - 2.0 ** (-T)
+MAPPINGS = {'exp2': 2.0, 'exp': math.e}   # mapping -> base b of P = 1 - b^(-T)
+
+def _base(mapping: str) -> float:
+    if mapping not in MAPPINGS: raise ValueError(f"mapping={mapping!r}: expected one of {list(MAPPINGS)}")
+    return MAPPINGS[mapping]
+
+def p_change_of(T: float, mapping: str = 'exp2') -> float:
+    "The probability a temperature `T` maps to: 1 - 2^(-T) ('exp2', the inverse of T's definition) or 1 - e^(-T) ('exp', the study's)."
+    if not T >= 0: raise ValueError(f"temperature {T}: expected a finite value >= 0")
+    return 1.0 - _base(mapping) ** (-T)
+
+def temperature_of(p: float, mapping: str = 'exp2') -> float:
+    "The temperature a probability maps to: the inverse of `p_change_of`."
+    if not 0 <= p < 1: raise ValueError(f"probability {p}: expected a value in [0, 1); a probability of 1 has no finite temperature")
+    return -math.log1p(-p) / math.log(_base(mapping))
 
 # %% ../nbs/12_temperature.ipynb #8515b17b
 def _rng_state():
@@ -52,26 +69,46 @@ class TemperatureMeter:
         if not self.layers:
             raise ValueError(f"{type(model).__name__} has no nn.ReLU modules to measure; use nn.ReLU modules "
                              "(not torch.relu / F.relu) or pass layers={name: module}")
-        self._store, self._target = None, None
+        self.armed, self.before_, self._target, self._inputs = False, None, None, None
         self._hooks = [m.register_forward_hook(self._hook(n)) for n, m in self.layers.items()]
+        self._hooks.append(model.register_forward_pre_hook(self._start, with_kwargs=True))
+        self._hooks.append(model.register_forward_hook(self._stop))
 
     def _hook(self, name):
         def f(module, inputs, out):
             if self._target is not None: self._target[name] = relu_patterns(out.detach())
         return f
 
+    def _start(self, module, args, kwargs):
+        # an armed meter records the next training forward pass (grad enabled, train mode): its input, its random
+        # state and each layer's patterns; measure() re-runs on them after the optimizer step
+        if self.armed and self._target is None and module.training and torch.is_grad_enabled():
+            self._rng, self._inputs, self.before_ = _rng_state(), (args, kwargs), {}
+            self._target = self.before_
+
+    def _stop(self, module, args, out):
+        if self.armed and self._target is not None and self._target is self.before_: self._target, self.armed = None, False
+
+    def arm(self):
+        "Record the next training forward pass (the one before `optimizer.step()`) for `measure()`."
+        self.armed, self.before_, self._inputs = True, None, None
+
     @contextmanager
     def recording(self):
         "Wrap the training forward pass: records the patterns before the step."
-        self._rng, self.before_ = _rng_state(), {}
+        self.armed, self._rng, self.before_, self._inputs = False, _rng_state(), {}, None
         self._target = self.before_
         try: yield
         finally: self._target = None
 
     @torch.no_grad()
     def measure(self, *inputs) -> dict[str, float]:
-        "Re-run the batch after the step; P_same per layer (training state untouched)."
-        if not getattr(self, 'before_', None): raise RuntimeError("call measure() after a forward pass inside recording()")
+        "Re-run the recorded batch (or `inputs`) after the step; P_same per layer (training state untouched)."
+        if not self.before_:
+            raise RuntimeError("nothing recorded to measure: arm() the meter before a training forward pass (train mode, "
+                               "gradients on), or run it inside recording(), then call measure() after optimizer.step()")
+        args, kwargs = (inputs, {}) if inputs else self._inputs or ((), {})
+        if not args and not kwargs: raise RuntimeError("measure() needs the batch: pass it, or arm() the meter before the forward pass")
         buffers = {k: b.clone() for k, b in self.model.named_buffers()}
         after = {}
         devices = list(range(torch.cuda.device_count()))
@@ -79,14 +116,15 @@ class TemperatureMeter:
             torch.set_rng_state(self._rng[0])
             for i, s in enumerate(self._rng[1]): torch.cuda.set_rng_state(s, i)
             self._target = after
-            try: self.model(*inputs)
+            try: self.model(*args, **kwargs)
             finally: self._target = None
         for k, b in self.model.named_buffers(): b.copy_(buffers[k])
+        before, self.before_, self._inputs = self.before_, None, None     # one measurement per recording; free the batch
         self.n_patterns_ = {n: len(p) for n, p in after.items()}
-        return {n: float((self.before_[n] == after[n]).all(1).double().mean()) for n in self.layers if n in after}
+        return {n: float((before[n] == after[n]).all(1).double().mean()) for n in self.layers if n in after}
 
     def temperatures(self, p_same: dict[str, float]) -> dict[str, float]:
-        "Temperature of each layer from its P_same."
+        "Temperature of each layer from its P_same, in bits."
         return {n: temperature(p, self.n_patterns_[n]) for n, p in p_same.items()}
 
     def remove(self):
@@ -96,6 +134,8 @@ class TemperatureMeter:
 # %% ../nbs/12_temperature.ipynb #a55a962d
 def erf_model(lr, mu, sigma):
     "The study's model of P_change as a function of the learning rate."
+    lr = np.asarray(lr, dtype=float)
+    if not (np.isfinite(lr).all() and (lr > 0).all()): raise ValueError(f"learning rates {lr}: the erf model needs finite rates > 0")
     return 0.5 * (1 + erf((np.log(lr) - mu) / (sigma * np.sqrt(2))))
 
 def lr_range(model: nn.Module, loss_fn, x, y,
@@ -119,8 +159,15 @@ def lr_range(model: nn.Module, loss_fn, x, y,
 def fit_range(df: pd.DataFrame) -> pd.DataFrame:
     "Fit (mu, sigma) of `erf_model` to each column of an `lr_range` table; exp(mu) is the half-change learning rate."
     out, lrs = {}, df.index.to_numpy(float)
+    if len(lrs) < 3 or not (np.isfinite(lrs).all() and (lrs > 0).all()):
+        raise ValueError(f"lr range table: expected at least 3 finite learning rates > 0 in its index, got {lrs}")
     for col in df.columns:
         p = df[col].to_numpy(float)
+        if not (np.isfinite(p).all() and ((p >= 0) & (p <= 1)).all()):
+            raise ValueError(f"column {col!r} of the lr range table: expected shares in [0, 1], got {np.round(p, 3)}")
+        if p.max() - p.min() < 0.05:
+            raise ValueError(f"column {col!r}: P_change stays within {p.min():.3f}..{p.max():.3f} over lr {lrs[0]:.3g}..{lrs[-1]:.3g}, "
+                             "so the erf model has nothing to fit; widen the range of learning rates")
         mu0 = np.log(lrs[np.argmin(np.abs(p - 0.5))])
         try: (mu, sigma), _ = curve_fit(erf_model, lrs, p, p0=(mu0, 1.0), bounds=([-50, 1e-3], [50, 50]))
         except RuntimeError as e: raise RuntimeError(f"the erf fit of layer {col!r} did not converge ({e}); P_change: {np.round(p, 3)}") from None
@@ -128,50 +175,112 @@ def fit_range(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out).T
 
 # %% ../nbs/12_temperature.ipynb #46e27126
-_EPS = 1e-6
+_EPS = 1e-6   # probabilities are clipped to [_EPS, 1 - _EPS] before erfinv
 
-class ActCooLR:
-    "Learning-rate schedule that steers the measured activation-pattern temperature along T0 (1 - s)^gamma."
-    def __init__(self, optimizer, total_steps: int, t0: float, sigma: float = 1.0, gamma: float = 1.0, every: int = 10,
-                 variant: str = 'static', meta_lr: float = 0.05, lr_max: float = 1e2):
+def _z(p: float) -> float:
+    "The erf model's standard score of a probability: sqrt(2) erfinv(2p - 1), with p clipped."
+    return math.sqrt(2) * float(erfinv(2 * min(max(p, _EPS), 1 - _EPS) - 1))
+
+class ActCooLR(LRScheduler):
+    "A torch learning-rate scheduler that steers the measured activation-pattern temperature along T0 (1 - s)^gamma."
+    def __init__(self, optimizer: torch.optim.Optimizer,
+                 total_steps: int,                       # optimizer steps of the run; progress s = step / total_steps
+                 model: nn.Module | None = None,         # the trained model: the scheduler owns a meter on it
+                 meter: TemperatureMeter | None = None,  # or a meter it is given (left in place by `close`)
+                 sigma: float = 1.0,                     # slope of the erf model in ln lr (`fit_range`)
+                 t0: float | None = None,                # initial target temperature in bits; None: the warm-up's
+                 gamma: float = 1.0,                     # shape of the target curve T0 (1 - s)^gamma
+                 every: int = 10,                        # steps between measurements after the warm-up
+                 warmup: int = 10,                       # first steps, each measured, at the initial lr
+                 variant: str = 'static',                # 'static' (the erf model's target) or 'dynamic' (SGD on lr)
+                 mapping: str = 'exp2',                  # temperature -> probability: 'exp2' or 'exp' (the study's)
+                 average: str = 'probability',           # over layers: 'probability' or 'temperature' (the study's)
+                 meta_lr: float = 0.05,                  # dynamic: lr change per unit of probability error
+                 lr_max: float = 1e2,                    # a target lr above this is an error
+                 last_epoch: int = -1):
+        for name, v, lo in (('total_steps', total_steps, 1), ('every', every, 1), ('warmup', warmup, 1), ('sigma', sigma, 0),
+                            ('gamma', gamma, 0), ('meta_lr', meta_lr, 0), ('lr_max', lr_max, 0), ('t0', 1 if t0 is None else t0, 0)):
+            if not (lo <= v < math.inf and (lo or v > 0)):
+                raise ValueError(f"ActCooLR {name}={v!r}: expected {'an int >= 1' if lo else 'a finite value > 0'}")
         if variant not in ('static', 'dynamic'): raise ValueError(f"variant={variant!r}: expected 'static' or 'dynamic'")
-        if not t0 > 0: raise ValueError(f"t0={t0}: the initial target temperature must be positive")
-        if total_steps < 1 or every < 1: raise ValueError(f"total_steps={total_steps}, every={every}: expected positive ints")
-        self.optimizer, self.total_steps, self.t0, self.sigma, self.gamma = optimizer, total_steps, t0, sigma, gamma
-        self.every, self.variant, self.meta_lr, self.lr_max = every, variant, meta_lr, lr_max
-        self.step_count, self.p_now = 0, None
-        self.last_lr = [g['lr'] for g in optimizer.param_groups]
+        if average not in ('probability', 'temperature'): raise ValueError(f"average={average!r}: expected 'probability' or 'temperature'")
+        _base(mapping)
+        lr0 = optimizer.param_groups[0]['lr']
+        if not 0 < lr0 < math.inf: raise ValueError(f"initial lr {lr0}: ActCooLR scales the lr, so it must be finite and > 0")
+        if warmup >= total_steps: raise ValueError(f"ActCooLR warmup={warmup}: the warm-up must be shorter than the run ({total_steps} steps)")
+        if (model is None) == (meter is None): raise ValueError("pass the model (the scheduler builds its meter) or a meter, not both")
+        self.meter, self._own_meter = meter if meter is not None else TemperatureMeter(model), meter is None
+        self.total_steps, self.sigma, self.t0, self.gamma, self.every, self.warmup = total_steps, sigma, t0, gamma, every, warmup
+        self.variant, self.mapping, self.average, self.meta_lr, self.lr_max = variant, mapping, average, meta_lr, lr_max
+        self.t0_, self.p_now_, self.lr_target_, self.temperature_now_, self.target_temperature_ = t0, None, None, None, None
+        self.warm_, self.measured_, self.last_p_same_ = [], False, None
+        super().__init__(optimizer, last_epoch)
 
-    def target_temperature(self, s: float) -> float: return self.t0 * max(0.0, 1.0 - s) ** self.gamma
-    def target_p_change(self, s: float) -> float: return p_change_of(self.target_temperature(s))
+    def measures(self, k: int) -> bool:
+        "Whether optimizer step `k` (from 0) is measured: each warm-up step, then every `every` steps."
+        return k < self.warmup or (k - self.warmup + 1) % self.every == 0
 
-    def _scale(self, new_lr):
-        factor = new_lr / self.optimizer.param_groups[0]['lr']
-        for g in self.optimizer.param_groups: g['lr'] *= factor
-        self.last_lr = [g['lr'] for g in self.optimizer.param_groups]
+    def target_temperature(self, s: float) -> float:
+        "The target at progress s: T0 (1 - s)^gamma (T0 known after the warm-up unless given)."
+        return self.t0_ * max(0.0, 1.0 - s) ** self.gamma
 
-    def step(self, p_change: float | None = None):
-        "Advance one optimizer step; `p_change` is the mean P_change over layers when just measured."
-        s = min(self.step_count / self.total_steps, 1.0)
-        lr = self.optimizer.param_groups[0]['lr']
-        p_t = float(np.clip(self.target_p_change(s), _EPS, 1 - _EPS))
-        if p_change is not None: self.p_now = float(np.clip(p_change, _EPS, 1 - _EPS))
-        if self.p_now is not None:
-            if self.variant == 'static':
-                b = math.log(lr) - self.sigma * math.sqrt(2) * erfinv(2 * self.p_now - 1)
-                lr_target = math.exp(self.sigma * math.sqrt(2) * erfinv(2 * p_t - 1) + b)
-                if not math.isfinite(lr_target) or lr_target > self.lr_max:
-                    raise ValueError(f"target temperature {self.target_temperature(s):.3g} bits (P_change {p_t:.4f}) at progress "
-                                     f"{s:.2f} needs lr {lr_target:.3g} > lr_max {self.lr_max:g}: the target is too hot for this "
-                                     "model; lower t0")
-                self._scale(lr + (lr_target - lr) / self.every)
-            elif p_change is not None:
-                self._scale(math.exp(math.log(lr) - self.meta_lr * math.log(self.p_now / p_t)))
-        self.step_count += 1
+    def _observe(self, k: int, p_same: dict[str, float]):
+        T = self.meter.temperatures(p_same)                                      # bits, per layer
+        if self.average == 'temperature': p = p_change_of(float(np.mean(list(T.values()))), self.mapping)
+        else: p = float(np.mean([p_change_of(t, self.mapping) for t in T.values()]))
+        self.last_p_same_, self.measured_, self.temperature_now_ = p_same, True, temperature_of(p, self.mapping)
+        if k < self.warmup:                                                      # average the warm-up in the averaged quantity
+            self.warm_.append(self.temperature_now_ if self.average == 'temperature' else p)
+            m = float(np.mean(self.warm_))
+            p = p_change_of(m, self.mapping) if self.average == 'temperature' else m
+        self.p_now_ = p
+        if k == self.warmup - 1 and self.t0 is None: self.t0_ = temperature_of(p, self.mapping)
 
-    def get_last_lr(self) -> list[float]: return list(self.last_lr)
-    def state_dict(self) -> dict: return {k: v for k, v in self.__dict__.items() if k != 'optimizer'}
-    def load_state_dict(self, state: dict): self.__dict__.update(state)
+    def _model_lr(self, lr: float, p_now: float, p_target: float) -> float:
+        "The lr at which the erf model through (lr, p_now) gives p_target."
+        log_ratio = self.sigma * (_z(p_target) - _z(p_now))
+        new = lr * math.exp(min(log_ratio, 700.0))
+        if new > self.lr_max:
+            raise ValueError(f"ActCooLR: target temperature {self.target_temperature_:.3g} bits needs lr {new:.3g} > lr_max "
+                             f"{self.lr_max:g} (measured {self.temperature_now_:.3g} bits at lr {lr:.3g}): the target is too hot "
+                             "for this model; lower t0 or raise lr_max")
+        return new
+
+    def _control(self, k: int, lr: float) -> float:
+        if k < self.warmup - 1: return lr                                       # warm-up: hold the initial lr
+        if self.measures(k):
+            self.target_temperature_ = self.target_temperature(min(k / self.total_steps, 1.0))
+            p_target = p_change_of(self.target_temperature_, self.mapping)
+            lr_model = self._model_lr(lr, self.p_now_, p_target)
+            if self.variant == 'static': self.lr_target_ = lr_model              # held until the next measurement
+            else:                                                                # SGD on the linear lr, never past the model's lr
+                return min(max(lr - self.meta_lr * (self.p_now_ - p_target), min(lr, lr_model)), max(lr, lr_model))
+        return lr + (self.lr_target_ - lr) / self.every if self.variant == 'static' else lr
+
+    def get_lr(self) -> list[float]:
+        "Learning rates after optimizer step `last_epoch - 1` (called by `step()`): measure when due, then control."
+        lrs, n = [g['lr'] for g in self.optimizer.param_groups], self.last_epoch
+        self.measured_ = False
+        if n > 0:
+            k, lr = n - 1, lrs[0]
+            if self.measures(k): self._observe(k, self.meter.measure())
+            new = self._control(k, lr)
+            lrs = [v * (new / lr) for v in lrs]                                  # every group scaled by the same factor
+        if self.measures(n): self.meter.arm()                                    # record the next step's forward pass
+        return lrs
+
+    def state_dict(self) -> dict:
+        "Everything but the optimizer and the meter (plain numbers: `torch.load(weights_only=True)` reads it)."
+        return {k: v for k, v in self.__dict__.items() if k not in ('optimizer', 'meter')}
+
+    def load_state_dict(self, state: dict):
+        "Restore a `state_dict`; the meter is armed if the next step is measured."
+        self.__dict__.update({k: v for k, v in state.items() if k not in ('optimizer', 'meter', '_own_meter')})
+        if self.measures(self.last_epoch): self.meter.arm()
+
+    def close(self):
+        "Remove the hooks of the meter this scheduler built."
+        if self._own_meter: self.meter.remove()
 
 # %% ../nbs/12_temperature.ipynb #91c83ff8
 def mlp(in_features: int, n_classes: int, hidden=(256, 128)) -> nn.Sequential:
@@ -210,36 +319,42 @@ def minibatches(X: torch.Tensor, y: torch.Tensor, batch_size: int, generator: to
         yield X[idx.to(X.device)], y[idx.to(y.device)]
 
 def fit_measured(model: nn.Module, X: torch.Tensor, y: torch.Tensor, optimizer, epochs: int, batch_size: int = 128,
-                 scheduler=None,            # ActCooLR, a torch lr_scheduler stepped every step, or None
-                 every: int = 10,           # measure every `every` steps (0: never)
+                 scheduler=None,            # ActCooLR, any torch lr scheduler (stepped every step), or None
+                 every: int = 10,           # measure every `every` steps (0: never); under ActCooLR its own measurements
                  evaluate=None,             # evaluate(model) -> float, called after each epoch
                  seed: int = 0, progress: bool = True, callback=None) -> pd.DataFrame:
-    "Train with cross-entropy, measuring per-layer temperature every `every` steps; one row per step."
-    meter = TemperatureMeter(model) if every else None
+    "Train with cross-entropy in a plain loop (`optimizer.step(); scheduler.step()`), measuring per-layer temperature; one row per step."
+    act = isinstance(scheduler, ActCooLR)
+    if act and scheduler.meter.model is not model: raise ValueError("the ActCooLR scheduler measures another model: build it with model=")
+    meter = scheduler.meter if act else TemperatureMeter(model) if every else None
     gen, rows, step = torch.Generator().manual_seed(seed), [], 0
     try:
         for epoch in tqdm(range(epochs), desc='epochs', disable=not progress):
             model.train()
+            losses = []
             for xb, yb in minibatches(X, y, batch_size, gen):
-                measure = bool(every) and step % every == 0
-                with (meter.recording() if measure else nullcontext()):
-                    loss = nn.functional.cross_entropy(model(xb), yb)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"loss is {loss.item()} at step {step} (lr {optimizer.param_groups[0]['lr']:.3g}): training diverged")
+                t = time.perf_counter()
+                measure = not act and bool(every) and step % every == 0
+                if measure: meter.arm()
+                loss = nn.functional.cross_entropy(model(xb), yb)
+                value, lr = loss.item(), optimizer.param_groups[0]['lr']        # .item() is a CPU-GPU sync point, once a step
+                if not math.isfinite(value): check_finite(epoch, lower='lr', loss=value)   # raises DivergedError at once
                 optimizer.zero_grad(); loss.backward(); optimizer.step()
-                row = {'step': step, 'epoch': epoch, 'lr': optimizer.param_groups[0]['lr'], 'loss': loss.item()}
-                p_mean = None
-                if measure:
-                    p_same = meter.measure(xb)
-                    row.update({f'T/{n}': t for n, t in meter.temperatures(p_same).items()})
-                    p_mean = float(np.mean([1 - p for p in p_same.values()]))
-                    row['p_change'] = p_mean
-                if isinstance(scheduler, ActCooLR): scheduler.step(p_mean)
-                elif scheduler is not None: scheduler.step()
-                rows.append(row); step += 1
+                p_same = meter.measure() if measure else None
+                if scheduler is not None: scheduler.step()
+                row = {'step': step, 'epoch': epoch, 'lr': lr, 'loss': value}
+                if act and scheduler.measured_:
+                    p_same = scheduler.last_p_same_
+                    row.update(T_ctrl=scheduler.temperature_now_, T_target=scheduler.target_temperature_)
+                if p_same is not None:
+                    row.update({f'T/{n}': v for n, v in meter.temperatures(p_same).items()})
+                    row['p_change'] = float(np.mean([1 - p for p in p_same.values()]))
+                row['seconds'] = time.perf_counter() - t
+                rows.append(row); losses.append(value); step += 1
+            check_finite(epoch, lower='lr', loss=losses, weights=model)
             if evaluate is not None:
                 model.eval(); rows[-1]['val_acc'] = evaluate(model)
             if callback is not None: callback(pd.DataFrame(rows), epoch)
     finally:
-        if meter: meter.remove()
+        if meter is not None and not act: meter.remove()
     return pd.DataFrame(rows)
