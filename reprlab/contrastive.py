@@ -16,9 +16,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import get_device, tqdm
+from .report import check_finite
 
 # %% auto #0
-__all__ = ['CRITICS', 'OBJECTIVES', 'TopK', 'Encoder', 'Augment', 'critic_scores', 'infonce_loss', 'flo_loss', 'PairScalar',
+__all__ = ['ACTIVATIONS', 'CRITICS', 'OBJECTIVES', 'U_HEADS', 'TopK', 'keep_top_k', 'Encoder', 'Augment', 'critic_scores',
+           'similarity', 'infonce_loss', 'flo_loss', 'flo_loss_sim', 'infonce_loss_sim', 'PairScalar', 'CodeScalar',
            'ContrastiveLearner']
 
 # %% ../nbs/15_contrastive.ipynb #0871a5b2
@@ -36,41 +38,51 @@ class TopK(nn.Module):
 
     def extra_repr(self): return f'k={self.k}'
 
+def keep_top_k(Z, k: int) -> np.ndarray:
+    "The k largest units of each row of a learned code, the rest zeroed: top-K applied after training."
+    return TopK(k)(torch.as_tensor(np.asarray(Z))).numpy()
+
 def _sizes(hidden) -> list[int]:
     try: sizes = [int(v) for v in (hidden.split(',') if isinstance(hidden, str) else hidden) if str(v).strip()]
     except ValueError: raise ValueError(f"hidden={hidden!r}: expected comma-separated positive integers such as '512,512'") from None
     if min(sizes, default=1) < 1: raise ValueError(f"hidden={hidden!r}: expected positive layer sizes")
     return sizes
 
+ACTIVATIONS = ('relu', 'sigmoid')
+
 class Encoder(nn.Module):
-    "An MLP (flat inputs) or a small conv net (images) whose output, the representation, is ReLU then top-K."
+    "An MLP (flat inputs) or a small conv net (images) whose output, the representation, is non-negative, then top-K."
     def __init__(self, image_shape: tuple,  # one sample: (D,), (H, W) or (C, H, W)
                  units: int = 256,         # size of the representation
                  kind: str = 'mlp',        # 'mlp' or 'conv'
                  hidden='512',             # mlp: hidden layer sizes, e.g. '512' or '1024,512'
                  width: int = 32,          # conv: channels of the first stage (doubled at each of the next two)
-                 top_k: int = 0):          # keep this many units per sample (0: dense)
+                 top_k: int = 0,           # keep this many units per sample (0: dense)
+                 activation: str = 'relu'):# the code's: 'relu' (batch norm, then ReLU) or 'sigmoid' (the study's)
         super().__init__()
-        self.image_shape, self.units, self.kind = tuple(image_shape), int(units), kind
+        self.image_shape, self.units, self.kind, self.activation = tuple(image_shape), int(units), kind, activation
         if self.units < 1: raise ValueError(f"units={units!r}: expected a positive int")
+        if activation not in ACTIVATIONS: raise ValueError(f"activation={activation!r}: expected one of {ACTIVATIONS}")
         D = int(np.prod(self.image_shape))
+        head = [nn.BatchNorm1d(self.units)] if activation == 'relu' else []      # the sigmoid code is the linear layer's, as in the study
         if kind == 'mlp':
             layers, d = [], D
             for s in _sizes(hidden): layers += [nn.Linear(d, s), nn.BatchNorm1d(s), nn.ReLU()]; d = s
-            self.body = nn.Sequential(*layers, nn.Linear(d, self.units), nn.BatchNorm1d(self.units))
+            self.body = nn.Sequential(*layers, nn.Linear(d, self.units), *head)
         elif kind == 'conv':
             if len(self.image_shape) not in (2, 3) or min(self.image_shape[-2:]) < 8:
                 raise ValueError(f"encoder 'conv' needs images of at least 8 x 8, got image_shape {image_shape}")
             C = 1 if len(self.image_shape) == 2 else self.image_shape[0]
             def stage(i, o): return [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(), nn.MaxPool2d(2)]
             self.body = nn.Sequential(*stage(C, width), *stage(width, 2 * width), *stage(2 * width, 4 * width),
-                                      nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16 * width, self.units), nn.BatchNorm1d(self.units))
+                                      nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16 * width, self.units), *head)
         else: raise ValueError(f"encoder={kind!r}: expected 'mlp' or 'conv'")
         self.top_k = TopK(top_k)
 
     def forward(self, x):                                # x: (B, D) flat
         if self.kind == 'conv': x = x.view(len(x), *((1, *self.image_shape) if len(self.image_shape) == 2 else self.image_shape))
-        return self.top_k(F.relu(self.body(x)))          # (B, units), non-negative; body ends in batch norm
+        h = self.body(x)
+        return self.top_k(F.relu(h) if self.activation == 'relu' else torch.sigmoid(h))   # (B, units), non-negative
 
 # %% ../nbs/15_contrastive.ipynb #2adeff77
 class Augment:
@@ -136,19 +148,25 @@ class Augment:
         return X
 
 # %% ../nbs/15_contrastive.ipynb #2bd5cd5f
-CRITICS = ('dot', 'logsim')
+CRITICS = ('logcos', 'logsim', 'dot')
 OBJECTIVES = ('flo', 'infonce')
+U_HEADS = ('pair', 'code')
 
 def critic_scores(za: torch.Tensor, zb: torch.Tensor,   # (B, U) codes of the two views
-                  critic: str = 'logsim',
+                  critic: str = 'logcos',
                   temperature: float = 0.1,              # dot critic: g = cos / temperature
-                  eps: float = 0.01,                     # logsim critic: g = log(max(cos, 0) + eps)
+                  floor: float = 0.01,                   # logcos critic: g = log(max(cos, 0) + floor)
                  ) -> torch.Tensor:
-    "g[i, j] = g(view a of sample i, view b of sample j): (B, B)."
+    "g[i, j] = g(view a of sample i, view b of sample j): (B, B), for the logcos and dot critics."
+    if critic == 'logsim': raise ValueError("critic 'logsim' is used through similarities (similarity, flo_loss_sim), not scores")
     cos = F.normalize(za, dim=1, eps=1e-8) @ F.normalize(zb, dim=1, eps=1e-8).T   # an all-zero code has cosine 0 with everything
     if critic == 'dot': return cos / temperature
-    if critic == 'logsim': return torch.log(cos.clamp_min(0) + eps)
+    if critic == 'logcos': return torch.log(cos.clamp_min(0) + floor)
     raise ValueError(f"critic={critic!r}: expected one of {CRITICS}")
+
+def similarity(za: torch.Tensor, zb: torch.Tensor) -> torch.Tensor:
+    "The study's 'and' similarity S[i, j] = sum_u za[i, u] zb[j, u]: (B, B)."
+    return za @ zb.T
 
 def infonce_loss(g: torch.Tensor) -> torch.Tensor:
     "InfoNCE: mean over i of -log softmax_j g[i, j] at j = i."
@@ -162,14 +180,37 @@ def flo_loss(g: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     log_mean = torch.logsumexp(d, dim=1) - math.log(B - 1)               # (B,) log of the mean ratio over negatives
     return (u + torch.exp(log_mean - u) - 1).mean()
 
+def flo_loss_sim(S: torch.Tensor, u: torch.Tensor, floor: float = 1e-6) -> torch.Tensor:
+    "FLO with the log-sim critic, as the study computed it: ratios S[i, j] / (S[i, i] + floor), the positive's removed by - 1."
+    B = len(S)
+    if B < 2: raise ValueError("FLO needs at least two samples per batch (one negative)")
+    mean_ratio = ((S / (S.diagonal() + floor)[:, None]).sum(1) - 1) / (B - 1)   # (B,)
+    return (u + torch.exp(-u) * mean_ratio - 1).mean()
+
+def infonce_loss_sim(S: torch.Tensor, floor: float = 1e-6) -> torch.Tensor:
+    "InfoNCE with the log-sim critic, as the study wrote it: -mean log((S_ii + floor) / (mean over j != i of S_ij + floor))."
+    B = len(S)
+    if B < 2: raise ValueError("InfoNCE needs at least two samples per batch (one negative)")
+    neg = (S.sum(1) - S.diagonal()) / (B - 1)
+    return -torch.log((S.diagonal() + floor) / (neg + floor)).mean()
+
 class PairScalar(nn.Module):
-    "FLO's learned scalar u(x, y): a small MLP on the two codes and their product."
+    "FLO's learned scalar u(x, y): a small MLP on the two codes and their product (the lab's)."
     def __init__(self, units: int, hidden: int = 128):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(3 * units, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
     def forward(self, za, zb):                                           # (B, U), (B, U) -> (B,)
         return self.net(torch.cat([za, zb, za * zb], 1)).squeeze(1)
+
+class CodeScalar(nn.Module):
+    "FLO's learned scalar as the study had it: a linear function of the anchor view's code."
+    def __init__(self, units: int):
+        super().__init__()
+        self.net = nn.Linear(units, 1)
+
+    def forward(self, za, zb=None):                                      # (B, U) -> (B,); the other view is not used
+        return self.net(za).squeeze(1)
 
 # %% ../nbs/15_contrastive.ipynb #7a9d07d4
 class ContrastiveLearner:
@@ -180,20 +221,24 @@ class ContrastiveLearner:
                  hidden='512',                  # mlp hidden layers
                  width: int = 32,               # conv width
                  top_k: int = 0,                # keep this many units per sample (0: dense)
+                 activation: str = 'relu',      # the code's: 'relu' (batch norm, ReLU) or 'sigmoid' (the study's)
                  objective: str = 'flo',        # 'flo' or 'infonce'
-                 critic: str = 'logsim',        # 'logsim' or 'dot'
+                 critic: str = 'logcos',        # 'logcos', 'logsim' (the study's) or 'dot'
                  temperature: float = 0.1,      # dot critic's temperature
-                 sim_eps: float = 0.01,         # logsim critic's epsilon
-                 l1: float = 0.0,               # weight of the L1 penalty on the code
-                 lr: float = 1e-3,              # Adam learning rate
+                 sim_floor: float = 0.01,       # logcos: added to the cosine; logsim: added to the positive's similarity
+                 u_head: str = 'pair',          # FLO's u: 'pair' (MLP on both codes) or 'code' (linear in one code, the study's)
+                 l1: float = 0.0,               # weight of the L1 penalty, on the mean |z| over samples and units
+                 lr: float = 1e-3,              # AdamW learning rate
+                 weight_decay: float = 0.0,     # AdamW weight decay (0: Adam)
                  batch_size: int = 256,         # samples per step (each gives one positive pair)
                  epochs: int = 10,              # epochs of `fit`
                  augment: Augment | None = None,# default: Augment.default(image_shape)
                  knn_k: int = 19,               # neighbours of the per-epoch kNN on the evaluation set
                  seed: int = 0, device=None, progress: bool = True):
         self.image_shape, self.units, self.encoder, self.hidden, self.width = tuple(image_shape), units, encoder, hidden, width
-        self.top_k, self.objective, self.critic, self.temperature, self.sim_eps = top_k, objective, critic, temperature, sim_eps
-        self.l1, self.lr, self.batch_size, self.epochs, self.augment = l1, lr, batch_size, epochs, augment
+        self.top_k, self.activation, self.objective, self.critic, self.temperature = top_k, activation, objective, critic, temperature
+        self.sim_floor, self.u_head, self.l1, self.lr, self.weight_decay = sim_floor, u_head, l1, lr, weight_decay
+        self.batch_size, self.epochs, self.augment = batch_size, epochs, augment
         self.knn_k, self.seed, self.device, self.progress = knn_k, seed, device, progress
 
     def _check(self, X, name='X') -> torch.Tensor:
@@ -205,32 +250,40 @@ class ContrastiveLearner:
         return torch.as_tensor(X.reshape(len(X), D), device=self.device_)
 
     def _build(self):
-        if self.objective not in OBJECTIVES: raise ValueError(f"objective={self.objective!r}: expected one of {OBJECTIVES}")
-        if self.critic not in CRITICS: raise ValueError(f"critic={self.critic!r}: expected one of {CRITICS}")
-        if not self.l1 >= 0: raise ValueError(f"l1={self.l1!r}: expected >= 0")
+        for name, value, allowed in (('objective', self.objective, OBJECTIVES), ('critic', self.critic, CRITICS),
+                                     ('u_head', self.u_head, U_HEADS), ('activation', self.activation, ACTIVATIONS)):
+            if value not in allowed: raise ValueError(f"{name}={value!r}: expected one of {allowed}")
+        for name, value in (('l1', self.l1), ('weight_decay', self.weight_decay)):
+            if not value >= 0: raise ValueError(f"{name}={value!r}: expected >= 0")
         if not (isinstance(self.batch_size, (int, np.integer)) and self.batch_size >= 2):
             raise ValueError(f"batch_size={self.batch_size!r}: contrastive learning needs at least 2 samples per batch")
         if self.critic == 'dot' and not self.temperature > 0: raise ValueError(f"temperature={self.temperature!r}: expected > 0")
-        if self.critic == 'logsim' and not self.sim_eps > 0: raise ValueError(f"sim_eps={self.sim_eps!r}: expected > 0")
+        if self.critic != 'dot' and not self.sim_floor > 0: raise ValueError(f"sim_floor={self.sim_floor!r}: expected > 0")
         kind = self.encoder
         if kind == 'auto': kind = 'conv' if len(self.image_shape) == 3 and self.image_shape[0] == 3 else 'mlp'
         self.device_ = get_device(self.device)
         with torch.random.fork_rng(devices=[]):                          # the seed decides the weights; global state untouched
             torch.manual_seed(self.seed)
-            self.encoder_ = Encoder(self.image_shape, self.units, kind, self.hidden, self.width, self.top_k).to(self.device_)
-            self.u_ = PairScalar(self.units).to(self.device_) if self.objective == 'flo' else None
+            self.encoder_ = Encoder(self.image_shape, self.units, kind, self.hidden, self.width, self.top_k, self.activation).to(self.device_)
+            self.u_ = None if self.objective != 'flo' else (PairScalar if self.u_head == 'pair' else CodeScalar)(self.units).to(self.device_)
         params = list(self.encoder_.parameters()) + (list(self.u_.parameters()) if self.u_ is not None else [])
-        self.opt_ = torch.optim.Adam(params, lr=self.lr)
+        self.opt_ = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
         self.augment_ = self.augment or Augment.default(self.image_shape)
         self.gen_ = torch.Generator().manual_seed(self.seed)              # views and shuffling
         self.history_ = []
 
     def _losses(self, xb):
         za, zb = self.encoder_(self.augment_(xb, self.gen_)), self.encoder_(self.augment_(xb, self.gen_))   # (B, U) each
-        g = critic_scores(za, zb, self.critic, self.temperature, self.sim_eps)                               # (B, B)
-        if self.u_ is not None: obj = (flo_loss(g, self.u_(za, zb)) + flo_loss(g.T, self.u_(zb, za))) / 2
-        else: obj = (infonce_loss(g) + infonce_loss(g.T)) / 2
-        l1 = (za.sum(1).mean() + zb.sum(1).mean()) / 2                                                       # codes are >= 0
+        flo = self.u_ is not None
+        if self.critic == 'logsim':
+            S = similarity(za, zb)                                                                           # (B, B)
+            if flo: obj = (flo_loss_sim(S, self.u_(za, zb), self.sim_floor) + flo_loss_sim(S.T, self.u_(zb, za), self.sim_floor)) / 2
+            else: obj = (infonce_loss_sim(S, self.sim_floor) + infonce_loss_sim(S.T, self.sim_floor)) / 2
+        else:
+            g = critic_scores(za, zb, self.critic, self.temperature, self.sim_floor)                          # (B, B)
+            if flo: obj = (flo_loss(g, self.u_(za, zb)) + flo_loss(g.T, self.u_(zb, za))) / 2
+            else: obj = (infonce_loss(g) + infonce_loss(g.T)) / 2
+        l1 = (za.abs().mean() + zb.abs().mean()) / 2                                                          # mean |z| over samples and units
         return obj + self.l1 * l1, obj, l1, (za > 0).sum(1).float().mean()
 
     def _epoch(self, X, X_eval=None, y_train=None, y_eval=None):
@@ -238,16 +291,14 @@ class ContrastiveLearner:
         self.encoder_.train()
         if self.u_ is not None: self.u_.train()
         order = torch.randperm(len(X), generator=self.gen_).to(self.device_)
-        for s, i in enumerate(range(0, len(X) - 1, self.batch_size)):
+        for i in range(0, len(X) - 1, self.batch_size):
             idx = order[i:i + self.batch_size]
             if len(idx) < 2: continue                                    # a last batch of one has no negative
             loss, obj, l1, active = self._losses(X[idx])
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{type(self).__name__} diverged at epoch {len(self.history_) + 1}, step {s + 1}: "
-                                         f"loss {float(loss.detach())} (lr={self.lr}); lower the learning rate")
             self.opt_.zero_grad(set_to_none=True); loss.backward(); self.opt_.step()
             sums += [float(loss.detach()), float(obj.detach()), float(l1.detach()), float(active)]; n += 1   # sync point, once a step
         row = dict(epoch=len(self.history_) + 1, **dict(zip(('loss', 'objective', 'l1', 'active_units'), sums / max(n, 1))))
+        check_finite(row['epoch'], lower='lr', loss=row['loss'], encoder=self.encoder_, **({'u': self.u_} if self.u_ is not None else {}))
         row['mi_bound'] = -row['objective'] if self.objective == 'flo' else math.log(self.batch_size) - row['objective']
         row['seconds'] = time.perf_counter() - t
         if X_eval is not None and y_eval is not None and y_train is not None:
@@ -266,10 +317,12 @@ class ContrastiveLearner:
         if len(X) < 2: raise ValueError(f"X: {len(X)} sample(s); contrastive learning needs at least 2")
         Xe = self._check(X_eval, 'X_eval') if X_eval is not None else None
         bar = tqdm(range(self.epochs), desc='contrastive', unit='epoch', disable=not self.progress, leave=False)
-        for epoch in bar:
-            row = self._epoch(X, Xe, None if y is None else np.asarray(y), None if y_eval is None else np.asarray(y_eval))
-            bar.set_postfix({k: f'{row[k]:.3f}' for k in ('loss', 'active_units', 'knn_eval_acc') if k in row})
-            if callback is not None: callback(self, epoch)
+        try:
+            for epoch in bar:
+                row = self._epoch(X, Xe, None if y is None else np.asarray(y), None if y_eval is None else np.asarray(y_eval))
+                bar.set_postfix({k: f'{row[k]:.3f}' for k in ('loss', 'active_units', 'knn_eval_acc') if k in row})
+                if callback is not None: callback(self, epoch)
+        finally: bar.close()
         return self
 
     def partial_fit(self, X):

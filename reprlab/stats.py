@@ -14,13 +14,17 @@ import pandas as pd
 import torch
 
 # %% auto #0
-__all__ = ['DECILES', 'THRESHOLDS', 'as_activity', 'unit_quantiles', 'sample_quantiles', 'unused_units', 'dead_units',
-           'population_sparseness', 'lifetime_sparseness', 'sharpness', 'log_histogram', 'ActivityStats',
+__all__ = ['DECILES', 'THRESHOLDS', 'AT_MOST', 'STUDY_QUANTILES', 'BANDS', 'as_activity', 'unit_quantiles', 'sample_quantiles',
+           'unit_mean_quantiles', 'sample_mean_quantiles', 'unused_units', 'quiet_units', 'dead_units',
+           'population_sparseness', 'lifetime_sparseness', 'sharpness', 'value_bands', 'log_histogram', 'ActivityStats',
            'activity_stats']
 
 # %% ../nbs/08_stats.ipynb #ae6f7eab
 DECILES = tuple(np.round(np.arange(0.1, 1.0, 0.1), 1))
-THRESHOLDS = (0.001, 0.01, 0.05, 0.1, 0.15)
+THRESHOLDS = (0.001, 0.01, 0.05, 0.1, 0.15)                          # the contrastive study's activity thresholds
+AT_MOST = (1, 2, 5, 10, 20)                                          # ... and its "used on at most m samples"
+STUDY_QUANTILES = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99) # ... and its quantile lists
+BANDS = (0.01, 0.05, 0.1, 0.15)                                      # ... and its value bands (its "sharpness")
 
 def as_activity(A) -> np.ndarray:
     "A (samples, units) float64 array from an array, tensor or DataFrame; other shapes are an error."
@@ -31,18 +35,35 @@ def as_activity(A) -> np.ndarray:
     if not np.isfinite(A).all(): raise ValueError(f"activity: {int((~np.isfinite(A)).sum())} values are NaN or infinite")
     return A
 
+def _qname(v: float) -> str: return f'q{v * 100:g}'
+
 def unit_quantiles(A, q=DECILES) -> pd.DataFrame:
     "Quantiles of each unit's activity over the samples: (units, quantiles)."
     A = as_activity(A)
-    return pd.DataFrame(np.quantile(A, q, axis=0).T, columns=[f'q{int(round(v * 100))}' for v in q])
+    return pd.DataFrame(np.quantile(A, q, axis=0).T, columns=[_qname(v) for v in q])
 
 def sample_quantiles(A, q=DECILES) -> pd.DataFrame:
     "Quantiles of each sample's activity over the units: (samples, quantiles)."
     A = as_activity(A)
-    return pd.DataFrame(np.quantile(A, q, axis=1).T, columns=[f'q{int(round(v * 100))}' for v in q])
+    return pd.DataFrame(np.quantile(A, q, axis=1).T, columns=[_qname(v) for v in q])
 
-def unused_units(A, thresholds=THRESHOLDS) -> dict[float, int]:
-    "Units whose deciles all stay below each threshold (their 90% quantile is below it)."
+def unit_mean_quantiles(A, q=STUDY_QUANTILES) -> pd.Series:
+    "The study's per-unit quantile list: quantiles, over the units, of each unit's mean activity."
+    return pd.Series(np.quantile(as_activity(A).mean(0), q), index=[_qname(v) for v in q], name='unit mean')
+
+def sample_mean_quantiles(A, q=STUDY_QUANTILES) -> pd.Series:
+    "The study's per-sample quantile list: quantiles, over the samples, of each sample's mean activity."
+    return pd.Series(np.quantile(as_activity(A).mean(1), q), index=[_qname(v) for v in q], name='sample mean')
+
+def unused_units(A, thresholds=THRESHOLDS, at_most=AT_MOST) -> pd.DataFrame:
+    "The study's unused units: (thresholds, at_most) counts of units above the threshold on at most m samples."
+    A = as_activity(A)
+    used = np.stack([(A > t).sum(0) for t in thresholds])              # (thresholds, units): samples above t; one pass per threshold
+    counts = (used[:, None, :] <= np.asarray(at_most)[None, :, None]).sum(-1)
+    return pd.DataFrame(counts, index=pd.Index(thresholds, name='threshold'), columns=pd.Index(at_most, name='at most samples'))
+
+def quiet_units(A, thresholds=THRESHOLDS) -> dict[float, int]:
+    "Units whose 90% quantile is below each threshold (above it on fewer than 10% of the samples)."
     q90 = np.quantile(as_activity(A), 0.9, axis=0)
     return {t: int((q90 < t).sum()) for t in thresholds}
 
@@ -75,6 +96,13 @@ def sharpness(A, low: float = 0.1, high: float = 0.5) -> pd.DataFrame:
     lo, hi = (R < low).mean(0), (R >= high).mean(0)
     return pd.DataFrame({'low': lo, 'middle': 1 - lo - hi, 'high': hi}, index=pd.Index(np.flatnonzero(alive), name='unit'))
 
+def value_bands(A, lows=BANDS) -> pd.DataFrame:
+    "The study's sharpness: per threshold t, the share of all values below t, between t and 1 - t, and above 1 - t."
+    A = as_activity(A)
+    if not all(0 < t < 0.5 for t in lows): raise ValueError(f"value_bands: expected thresholds in (0, 0.5), got {lows}")
+    rows = [((A < t).mean(), ((A > t) & (A < 1 - t)).mean(), (A > 1 - t).mean()) for t in lows]
+    return pd.DataFrame(rows, index=pd.Index(lows, name='t'), columns=['low', 'middle', 'high'])
+
 def log_histogram(A, bins: int = 40, lo: float | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     "Counts of positive values on log-spaced bins: (counts, edges, number of values <= 0 or below lo)."
     A = as_activity(A).ravel()
@@ -86,47 +114,61 @@ def log_histogram(A, bins: int = 40, lo: float | None = None) -> tuple[np.ndarra
     return counts, edges, int(len(A) - (pos >= lo).sum())
 
 # %% ../nbs/08_stats.ipynb #b559da7e
+def _tcode(t: float) -> str: return str(t).split('.')[1].ljust(2, '0')[:3] if t < 1 else f'{t:g}'   # 0.01 -> '01', 0.1 -> '10'
+
 @dataclass
 class ActivityStats:
     "The statistics of one activity matrix; `summary()` reads them out, `plot()` draws them."
     n_samples: int
     n_units: int
-    unit_q: pd.DataFrame
-    sample_q: pd.DataFrame
-    unused: dict
+    unit_q: pd.DataFrame         # deciles of each unit
+    sample_q: pd.DataFrame       # deciles of each sample
+    unit_mean_q: pd.Series       # the study's per-unit quantile list
+    sample_mean_q: pd.Series     # the study's per-sample quantile list
+    unused: pd.DataFrame         # the study's unused units: (thresholds, at most m samples)
+    quiet: dict                  # units quiet at each threshold (90% quantile below it)
     dead: int
     active_per_sample: float
     population: np.ndarray
     lifetime: np.ndarray
     sharp: pd.DataFrame
+    bands: pd.DataFrame          # the study's value bands
     hist: tuple
     unit_mean: np.ndarray
     eps: float = 0.0
     name: str = 'activity'
 
     def metrics(self, prefix: str = '') -> dict:
-        "Flat numbers for log_metrics: unused_units_HH (threshold HH hundredths: 001, 01, 05, 10, 15), dead units, active units, sparseness."
-        out = {f"{prefix}unused_units_{str(t).split('.')[1].ljust(2, '0')[:3] if t < 1 else t}": v for t, v in self.unused.items()}
+        "Flat numbers for log_metrics: unused_units_TT (the study's count at threshold TT hundredths, at most 1 sample), quiet_units_TT, dead and active units, sparseness."
+        first = self.unused.columns[0]
+        out = {f"{prefix}unused_units_{_tcode(t)}": int(v) for t, v in self.unused[first].items()}
+        out.update({f"{prefix}quiet_units_{_tcode(t)}": v for t, v in self.quiet.items()})
         out.update({f'{prefix}dead_units': self.dead, f'{prefix}active_units_per_sample': self.active_per_sample,
-                    f'{prefix}population_sparseness': float(np.nanmean(self.population)) if len(self.population) else float('nan'),
-                    f'{prefix}lifetime_sparseness': float(np.nanmean(self.lifetime)) if len(self.lifetime) else float('nan')})
+                    f'{prefix}population_sparseness': float(np.nanmean(self.population)) if len(self.population) else None,
+                    f'{prefix}lifetime_sparseness': float(np.nanmean(self.lifetime)) if len(self.lifetime) else None})
         return out
 
     def summary(self) -> str:
         "A readable paragraph."
-        unused = ', '.join(f'{v} below {t:g}' for t, v in self.unused.items())
-        med = self.unit_q['q50'].median()
+        first, last = int(self.unused.columns[0]), int(self.unused.columns[-1])
+        t01 = 0.01 if 0.01 in self.unused.index else self.unused.index[0]
+        unused = ', '.join(f'{int(v)} at {t:g}' for t, v in self.unused[first].items())
+        q = self.unit_mean_q
+        med = self.unit_q['q50'].median() if 'q50' in self.unit_q else float('nan')
         return (f"{self.name}: {self.n_samples} samples x {self.n_units} units. {self.dead} dead unit{'s' * (self.dead != 1)} (never above {self.eps:g}); "
-                f"unused units (90% quantile below the threshold): {unused}. On average {self.active_per_sample:.1f} units "
-                f"({self.active_per_sample / self.n_units:.1%}) are active per sample. Population sparseness {np.nanmean(self.population):.3f}, "
+                f"unused units (the study's count: above the threshold on at most {first} sample{'s' * (first != 1)}): {unused}; "
+                f"above {t01:g} on at most {last} samples: {int(self.unused.loc[t01].iloc[-1])}. Units' mean activities range over {q.iloc[0]:.3g} ({q.index[0]}) .. {q.iloc[len(q) // 2]:.3g} "
+                f"({q.index[len(q) // 2]}) .. {q.iloc[-1]:.3g} ({q.index[-1]}). On average {self.active_per_sample:.1f} units "
+                f"({self.active_per_sample / self.n_units:.1%}) are active per sample; {self.quiet.get(t01, 0)} units are quiet at {t01:g} "
+                f"(above it on fewer than 10% of the samples). Population sparseness {np.nanmean(self.population):.3f}, "
                 f"lifetime sparseness {np.nanmean(self.lifetime):.3f} (0 = dense, 1 = one active). The median unit's median activity is "
                 f"{med:.3g}; per unit, {self.sharp['low'].mean():.0%} of samples are low, {self.sharp['middle'].mean():.0%} middle and "
                 f"{self.sharp['high'].mean():.0%} high relative to the unit's maximum.")
 
     def plot(self):
-        "Histogram on log bins, per-unit deciles sorted by median, and sharpness: one figure."
+        "Histogram on log bins, per-unit deciles sorted by mean, the study's unused-unit counts, and sharpness: one figure."
         from reprlab.plots import new_figure
-        fig = new_figure((12, 3.4)); ax = fig.subplots(1, 3)
+        fig = new_figure((15, 3.4)); ax = fig.subplots(1, 4)
         counts, edges, rest = self.hist
         ax[0].stairs(counts, edges, fill=True, alpha=0.7); ax[0].set_xscale('log')
         ax[0].set_title(f'activity > 0 ({rest} values at or below the lowest bin)', fontsize=8); ax[0].set_xlabel('activity'); ax[0].set_ylabel('count')
@@ -137,22 +179,28 @@ class ActivityStats:
         ax[1].plot(x, self.unit_q['q50'].values[order], lw=1, alpha=0.7, label='median')
         ax[1].set_yscale('symlog', linthresh=1e-3); ax[1].set_xlabel('unit (sorted by mean activity)'); ax[1].set_title('per-unit activity', fontsize=8)
         ax[1].legend(fontsize=7)
+        for t, row in self.unused.iterrows():
+            ax[2].plot([str(m) for m in row.index], row.values, marker='o', lw=1, label=f'above {t:g}')
+        ax[2].set_ylim(0, self.n_units); ax[2].set_xlabel('used on at most this many samples'); ax[2].set_ylabel('units')
+        ax[2].set_title("unused units (the study's count)", fontsize=8); ax[2].legend(fontsize=7)
         s = self.sharp.sort_values('high', ascending=False)
         xs = np.arange(len(s))
-        ax[2].stackplot(xs, s['low'], s['middle'], s['high'], labels=['low', 'middle', 'high'], alpha=0.8)
-        ax[2].set_xlabel('unit (sorted by share high)'); ax[2].set_ylabel('share of samples'); ax[2].set_ylim(0, 1)
-        ax[2].set_title('sharpness', fontsize=8); ax[2].legend(fontsize=7, loc='lower right')
+        ax[3].stackplot(xs, s['low'], s['middle'], s['high'], labels=['low', 'middle', 'high'], alpha=0.8)
+        ax[3].set_xlabel('unit (sorted by share high)'); ax[3].set_ylabel('share of samples'); ax[3].set_ylim(0, 1)
+        ax[3].set_title('sharpness', fontsize=8); ax[3].legend(fontsize=7, loc='lower right')
         fig.suptitle(self.name, fontsize=9)
         return fig
 
 def activity_stats(A,                            # (samples, units) activity, array or tensor
                    eps: float = 0.0,             # a unit counts as active on a sample when above eps
-                   thresholds=THRESHOLDS,        # thresholds of unused units
+                   thresholds=THRESHOLDS,        # thresholds of unused and quiet units
+                   at_most=AT_MOST,              # unused: above the threshold on at most this many samples
                    low: float = 0.1, high: float = 0.5, # sharpness bands, relative to each unit's maximum
                    bins: int = 40,               # histogram bins
                    name: str = 'activity') -> ActivityStats:
     "Every statistic of an activity matrix."
     A = as_activity(A)
-    return ActivityStats(A.shape[0], A.shape[1], unit_quantiles(A), sample_quantiles(A), unused_units(A, thresholds),
-                         dead_units(A, eps), float((A > eps).sum(1).mean()), population_sparseness(A), lifetime_sparseness(A),
-                         sharpness(A, low, high), log_histogram(A, bins), A.mean(0), eps, name)
+    return ActivityStats(A.shape[0], A.shape[1], unit_quantiles(A), sample_quantiles(A), unit_mean_quantiles(A), sample_mean_quantiles(A),
+                         unused_units(A, thresholds, at_most), quiet_units(A, thresholds), dead_units(A, eps),
+                         float((A > eps).sum(1).mean()), population_sparseness(A), lifetime_sparseness(A),
+                         sharpness(A, low, high), value_bands(A), log_histogram(A, bins), A.mean(0), eps, name)

@@ -12,15 +12,15 @@ import time
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from .config import tqdm
 
-from .config import get_device
+from .config import get_device, tqdm
 from .plots import SliderExplorer, new_figure, tile_images
+from .report import DivergedError, check_finite
 
 # %% auto #0
-__all__ = ['INHIBITIONS', 'grid_positions', 'grid_distances', 'box_kernel', 'lateral_kernels', 'topo_step', 'topo_step_numpy',
-           'TopoSparseDream', 'cofiring', 'topographic_smoothness', 'feature_locality', 'topo_measures',
-           'plot_features', 'plot_reconstructions', 'plot_grid_values', 'plot_threshold_activity',
+__all__ = ['INHIBITIONS', 'PRUNE_SCHEDULES', 'grid_positions', 'grid_distances', 'box_kernel', 'lateral_kernels', 'topo_step',
+           'topo_step_numpy', 'TopoSparseDream', 'cofiring', 'topographic_smoothness', 'feature_locality',
+           'topo_measures', 'plot_features', 'plot_reconstructions', 'plot_grid_values', 'plot_threshold_activity',
            'ReconstructionExplorer']
 
 # %% ../nbs/14_topo.ipynb #6606dfc9
@@ -115,6 +115,8 @@ def topo_step_numpy(W, t, v, E, I, lr, homeostasis_rate, sparsity, prec):
     return o
 
 # %% ../nbs/14_topo.ipynb #ac9adadb
+PRUNE_SCHEDULES = ('running', 'epoch')
+
 class TopoSparseDream:
     "A topographic sparse-coding layer on a kx-by-ky grid with lateral excitation, inhibition and homeostasis."
     def __init__(self,
@@ -130,17 +132,24 @@ class TopoSparseDream:
                  batch_size: int = 1,                # 1 = the per-sample rule; more averages each minibatch's updates
                  prec: float = 1e-3,                 # reconstruction floor and pruning threshold
                  prune_every: int = 100,             # samples between prunings of weights below prec
-                 init_scale: float = 0.05,           # initial weights uniform in [0, init_scale)
+                 prune_schedule: str = 'running',    # 'running': after every prune_every-th sample seen; 'epoch': after sample
+                                                     # 1, 1 + prune_every, ... of each pass (the study's `i % 100 == 0`)
+                 init_low: float = 0.0,              # initial weights uniform in [init_low, init_high)
+                 init_high: float = 0.05,            # (the study's: 0.1 and 1)
                  seed: int = 0,                      # initial weights and sampling
                  device='auto'):
         for name, v, lo in (('kx', kx, 1), ('ky', ky, 1), ('batch_size', batch_size, 1), ('prune_every', prune_every, 1)):
             if not isinstance(v, (int, np.integer)) or v < lo: raise ValueError(f"{name}={v!r}: expected an integer >= {lo}")
-        for name, v in (('lr', lr), ('homeostasis_rate', homeostasis_rate), ('prec', prec), ('init_scale', init_scale)):
+        for name, v in (('lr', lr), ('homeostasis_rate', homeostasis_rate), ('prec', prec), ('init_high', init_high)):
             if not np.isfinite(v) or v <= 0: raise ValueError(f"{name}={v!r}: expected a positive number")
+        if not (np.isfinite(init_low) and 0 <= init_low < init_high):
+            raise ValueError(f"init_low={init_low!r}: expected 0 <= init_low < init_high={init_high!r}")
+        if prune_schedule not in PRUNE_SCHEDULES: raise ValueError(f"prune_schedule={prune_schedule!r}: expected one of {PRUNE_SCHEDULES}")
         if not 0 < sparsity < 1: raise ValueError(f"sparsity={sparsity!r}: expected a target activity in (0, 1)")
         self.kx, self.ky, self.lr, self.sparsity, self.homeostasis_rate = int(kx), int(ky), lr, sparsity, homeostasis_rate
         self.excitation_radius, self.inhibition, self.clip_edges = excitation_radius, inhibition, clip_edges
-        self.batch_size, self.prec, self.prune_every, self.init_scale, self.seed = int(batch_size), prec, int(prune_every), init_scale, seed
+        self.batch_size, self.prec, self.prune_every, self.prune_schedule = int(batch_size), prec, int(prune_every), prune_schedule
+        self.init_low, self.init_high, self.seed = init_low, init_high, seed
         self.device = get_device(device)
         E, I = lateral_kernels(self.kx, self.ky, excitation_radius, inhibition, clip_edges, excitation_strength,
                                inhibition_strength, inhibition_radius)
@@ -175,8 +184,9 @@ class TopoSparseDream:
         return X
 
     def init_weights(self, n_features: int) -> TopoSparseDream:
-        "Fresh weights uniform in [0, init_scale) (from the model's seed) and zero thresholds."
-        self.W_ = (torch.rand(self.n_units, n_features, generator=self._gen) * self.init_scale).to(self.device)
+        "Fresh weights uniform in [init_low, init_high) (from the model's seed) and zero thresholds."
+        U = torch.rand(self.n_units, n_features, generator=self._gen)
+        self.W_ = (self.init_low + (self.init_high - self.init_low) * U).to(self.device)
         self.t_ = torch.zeros(self.n_units, device=self.device)
         return self
 
@@ -184,23 +194,27 @@ class TopoSparseDream:
         "One pass over X in the given order (minibatches of batch_size)."
         X = self._as_tensor(X)
         if self.W_ is None: self.init_weights(X.shape[1])
-        return self._learn(X, progress)
+        self._learn(X, progress)
+        check_finite(f'the pass ending at sample {self.samples_seen_}', lower='lr', weights=self.W_, thresholds=self.t_)
+        return self
 
-    def _learn(self, X: torch.Tensor, progress=None) -> TopoSparseDream:
-        B, total = self.batch_size, torch.zeros(self.n_units, dtype=torch.float64, device=self.device)
+    def _learn(self, X: torch.Tensor, progress=None, where: str = '') -> TopoSparseDream:
+        B, P, total = self.batch_size, self.prune_every, torch.zeros(self.n_units, dtype=torch.float64, device=self.device)
         for i in range(0, len(X), B):
             O = topo_step(self.W_, self.t_, X[i:i + B], self.K_, self.lr, self.homeostasis_rate, self.sparsity, self.prec)
             total += O.sum(0)
             before, self.samples_seen_ = self.samples_seen_, self.samples_seen_ + len(O)
-            if self.samples_seen_ // self.prune_every > before // self.prune_every:
+            if self.prune_schedule == 'running': prune = self.samples_seen_ // P > before // P
+            else: prune = (i + len(O) - 1) // P > (i - 1) // P              # this minibatch holds a position i of the pass with i % P == 0
+            if prune:
                 torch.nn.functional.threshold_(self.W_, self.prec, 0.0)   # weights below prec (up to equality) set to 0, one pass
                 w_sum, t_sum = float(self.W_.sum()), float(self.t_.sum())   # NaN or inf anywhere shows in the sums
                 if not (np.isfinite(w_sum) and np.isfinite(t_sum)):
-                    raise FloatingPointError(f"TopoSparseDream diverged by sample {self.samples_seen_} (lr={self.lr}, homeostasis_rate="
-                                             f"{self.homeostasis_rate}, batch_size={B}): weights or thresholds are no longer finite; lower lr")
+                    raise DivergedError(f"diverged: weights or thresholds are no longer finite by sample {self.samples_seen_}{where} "
+                                        f"(lr={self.lr}, homeostasis_rate={self.homeostasis_rate}, batch_size={B}); lower lr")
                 if w_sum == 0:                                               # weights are never negative: a zero sum means all zero
-                    raise FloatingPointError(f"TopoSparseDream collapsed by sample {self.samples_seen_} (lr={self.lr}): every weight fell "
-                                             f"below prec={self.prec} and was pruned; lower lr or prec")
+                    raise DivergedError(f"diverged: the weights collapsed by sample {self.samples_seen_}{where}: every weight fell below "
+                                        f"prec={self.prec} and was pruned (lr={self.lr}); lower lr")
             if progress is not None: progress.update(len(O))
         self._last_activity = (total / max(len(X), 1)).float().cpu().numpy()
         return self
@@ -209,7 +223,7 @@ class TopoSparseDream:
             epochs: int = 1,
             samples_per_epoch: int = 0,    # samples drawn (without replacement) per epoch; 0 = all of X
             X_eval=None,                   # held-out inputs: reconstruction MSE after each epoch
-            progress: bool = True,         # a tqdm bar over samples
+            progress: bool = True,         # a tqdm bar over all the samples of the fit
             callback=None,                 # called as callback(model, epoch) after each epoch
            ) -> TopoSparseDream:
         "Train for `epochs` epochs, each a fresh seeded draw of the samples; appends one row per epoch to `history_`."
@@ -223,9 +237,10 @@ class TopoSparseDream:
                 order = torch.as_tensor(self._rng.permutation(len(X))[:n], device=self.device)
                 t0 = time.perf_counter()
                 if self.W_ is None: self.init_weights(X.shape[1])
-                self._learn(X[order], progress=bar)
+                self._learn(X[order], progress=bar, where=f' (epoch {epoch + 1})')
                 if self.device.type == 'cuda': torch.cuda.synchronize()
                 dt = time.perf_counter() - t0
+                check_finite(epoch + 1, lower='lr', weights=self.W_, thresholds=self.t_)
                 row = dict(epoch=epoch + 1, samples=n, seconds=dt, samples_per_second=n / dt,
                            mean_activity=float(self._last_activity.mean()), threshold_mean=float(self.t_.mean()),
                            zero_weights=float((self.W_ == 0).float().mean()))
