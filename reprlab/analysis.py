@@ -64,8 +64,8 @@ def numeric_metrics(df: pd.DataFrame) -> list[str]:
 def groups(df: pd.DataFrame,               # runs as `Store.runs()` returns them
            metrics: list[str] | None = None, # default: every numeric metric
           ) -> pd.DataFrame:
-    "One row per configuration: experiment, config, n (successful runs), failed, seeds, the parameters, and per metric mean, std, ci95."
-    if df.empty: return pd.DataFrame(columns=['experiment', 'config', 'n', 'failed', 'seeds'])
+    "One row per configuration: experiment, config, n (successful runs), failed, seed_values, the parameters, and per metric mean, std, ci95."
+    if df.empty: return pd.DataFrame(columns=['experiment', 'config', 'n', 'failed', 'seed_values'])
     df = with_configs(df)
     metrics = metrics if metrics is not None else numeric_metrics(df)
     params = df.attrs.get('params', [])
@@ -74,7 +74,8 @@ def groups(df: pd.DataFrame,               # runs as `Store.runs()` returns them
     for (exp, cfg), g in df.groupby(['experiment', 'config'], sort=False):
         ok = g[g.status == 'ok']
         row = dict(experiment=exp, config=cfg, n=len(ok), failed=int((g.status != 'ok').sum()),
-                   seeds=sorted(int(s) for s in ok[seed_col].dropna()) if seed_col else [], **_params(g.iloc[0], params))
+                   seed_values=sorted(int(s) for s in ok[seed_col].dropna()) if seed_col else [])
+        for k, v in _params(g.iloc[0], params).items(): row[f'param.{k}' if k in row or k in metrics else k] = v
         for m in metrics:
             v = ok[m].dropna().astype(float) if m in ok else pd.Series(dtype=float)
             n = len(v)

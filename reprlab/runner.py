@@ -379,7 +379,7 @@ def _text_fields(o) -> list[tuple]:
     return [(data, k) for k in ('text/plain', 'text/html', 'text/markdown') if k in data]
 
 def tidy_outputs(nb, max_chars: int = MAX_CELL_OUTPUT):
-    "Final states of progress bars, stderr shown once in a collapsed block, text output capped per cell; returns `nb`."
+    "Final states of progress bars, stderr shown once in a collapsed block, text output capped per cell (messages apart); returns `nb`."
     seen = set()
     for cell in nb.cells:
         if cell.cell_type != 'code': continue
@@ -397,22 +397,23 @@ def tidy_outputs(nb, max_chars: int = MAX_CELL_OUTPUT):
                     seen.update(lines)
                     if not lines: continue
                     text = '\n'.join(lines)
-                    o = nbformat.v4.new_output('display_data', data={
+                    o = nbformat.v4.new_output('display_data', metadata={'reprlab': 'stderr'}, data={
                         'text/plain': text,
                         'text/html': f'<details class="reprlab-stderr"><summary>messages on stderr ({len(lines)} '
                                      f'line{"s" if len(lines) > 1 else ""})</summary><pre>{html.escape(text)}</pre></details>'})
                 elif not o.text.strip(): continue
             kept.append(o)
-        budget = max_chars
+        budgets = {'stderr': max_chars, 'other': max_chars}   # messages have a budget of their own: a flood of stdout keeps them
         for o in kept:                          # the fields of one output are alternatives (plain, HTML): counted once
-            size = 0
+            kind = 'stderr' if o.get('metadata', {}).get('reprlab') == 'stderr' else 'other'
+            budget, size = budgets[kind], 0
             for box, key in _text_fields(o):
                 text = box[key] if isinstance(box[key], str) else ''.join(box[key])
                 size = max(size, len(text))
                 if len(text) > budget:
                     note = f"\n[reprlab: {len(text) - budget:,} characters of this output cut; a cell keeps at most {max_chars:,}]"
                     box[key] = text[:budget] + (html.escape(note) if key == 'text/html' else note)
-            budget = max(0, budget - size)
+            budgets[kind] = max(0, budget - size)
         cell.outputs = kept
     return nb
 

@@ -148,6 +148,9 @@ class Store:
             r = con.execute('SELECT * FROM runs WHERE id = ?', (run_id,)).fetchone()
         if r is None: raise KeyError(f"no run {run_id!r} in {self.path}")
         d = dict(r)
+        if d['status'] == 'running' and d['host'] == socket.gethostname() and (d['pid'] is None or not process_alive(d['pid'])):
+            d['status'], d['error'] = 'interrupted', 'interrupted: the process running it ended without recording a result'
+            if not self.readonly: self.update(run_id, status=d['status'], error=d['error'])
         for k in _JSON_COLUMNS: d[k] = json.loads(d[k]) if d.get(k) else ({} if k != 'digests' else None)
         return d
 
@@ -241,9 +244,10 @@ class ResultsBrowser:
     def __init__(self, store: Store | None = None,  # default: the settings' store
                  experiment: str | None = None,     # default: the first experiment with runs
                  sort: str | None = None,           # a metric (default: the first whose name holds 'acc', else the first)
-                 ascending: bool = False,           # False: the largest value first
-                 top: int = 25):                    # runs shown in the figure
-        self.store, self.ascending, self.top = store or Store(), ascending, top
+                 ascending: bool | None = None,     # None: the declared direction of the metric (else largest first)
+                 top: int = 25,                     # runs shown in the figure
+                 by_config: bool = False):          # one row per configuration (mean ± std over seeds) instead of per run
+        self.store, self.ascending, self.top, self.by_config = store or Store(), ascending, top, by_config
         self.experiment = self.sort = None
         self.select(experiment, sort)
 
@@ -264,16 +268,31 @@ class ResultsBrowser:
         experiment = experiment or self.experiment or exps[0]
         if experiment not in exps: raise ValueError(f"experiment {experiment!r} has no runs in {self.store.path}; experiments with runs: {exps}")
         metrics = self.metrics(experiment)
+        declared = None
         if sort is None:
+            from reprlab.analysis import primary
             keep = self.sort if experiment == self.experiment else None
-            sort = keep or next((m for m in metrics if 'acc' in m), metrics[0] if metrics else None)
+            declared = primary(experiment)
+            sort = keep or (declared.name if declared and declared.name in metrics else None) or \
+                   next((m for m in metrics if 'acc' in m), metrics[0] if metrics else None)
+            if self.ascending is None and declared and sort == declared.name: self.ascending = declared.better == 'lower'
         elif sort not in metrics: raise ValueError(f"sort={sort!r}: not a numeric metric of {experiment}; its metrics: {metrics}")
         self.experiment, self.sort = experiment, sort
+        if self.ascending is None: self.ascending = False
         return self
 
     def table(self) -> pd.DataFrame:
-        "The experiment's runs, best first: id, status, the parameters that differ between runs, then the metrics."
+        "The experiment's runs (or configurations, `by_config`), best first: the parameters that differ, then the metrics."
         df = self.store.runs(self.experiment)
+        if self.by_config:
+            from reprlab.analysis import groups
+            g = groups(df, self.metrics())
+            varying = [p for p in g.attrs['params'] if p in g and g[p].astype(str).nunique() > 1]
+            cols = ['config', 'n', 'failed'] + varying + [c for m in self.metrics() for c in (m, f'{m}.std')]
+            out = g[cols]
+            out.attrs['varying'] = varying
+            if self.sort: out = out.sort_values(self.sort, ascending=self.ascending, na_position='last', kind='stable')
+            return out.reset_index(drop=True)
         varying = [p for p in df.attrs['params'] if df[p].astype(str).nunique() > 1]
         metrics = [self.sort] + [m for m in self.metrics() if m != self.sort] if self.sort else self.metrics()
         cols = ['id', 'status'] + (['sweep'] if df['sweep'].notna().any() else []) + varying + metrics
@@ -287,13 +306,17 @@ class ResultsBrowser:
         from reprlab.plots import new_figure
         if self.sort is None: raise ValueError(f"the runs of {self.experiment} logged no numeric metric to plot")
         t = self.table()
-        label = lambda r: ' '.join([r['id']] + [f'{p}={r[p]}' for p in t.attrs['varying']])[:60]
+        key = 'config' if self.by_config else 'id'
+        label = lambda r: ' '.join([r[key]] + [f'{p}={r[p]}' for p in t.attrs['varying']])[:60]
         t = t.dropna(subset=[self.sort]).head(self.top)[::-1]
         fig = new_figure((6.5, 0.28 * len(t) + 1.2)); ax = fig.subplots()
-        ax.barh(np.arange(len(t)), t[self.sort], color=[_STATUS_COLOURS[s] for s in t['status']])
+        if self.by_config:   # means with the spread over seeds
+            ax.barh(np.arange(len(t)), t[self.sort], xerr=t[f'{self.sort}.std'].fillna(0), color='C0', capsize=3)
+        else: ax.barh(np.arange(len(t)), t[self.sort], color=[_STATUS_COLOURS[s] for s in t['status']])
         ax.set_yticks(np.arange(len(t)), [label(r) for _, r in t.iterrows()], fontsize=7)
         for i, v in enumerate(t[self.sort]): ax.text(v, i, f' {v:.4g}', va='center', fontsize=7)
-        ax.set_xlabel(self.sort); ax.set_title(f"{self.experiment}: {len(t)} runs by {self.sort}", fontsize=9)
+        ax.set_xlabel(self.sort + (' (mean ± std over seeds)' if self.by_config else ''))
+        ax.set_title(f"{self.experiment}: {len(t)} {'configurations' if self.by_config else 'runs'} by {self.sort}", fontsize=9)
         ax.margins(x=0.15)
         return fig
 
@@ -323,11 +346,12 @@ class ResultsBrowser:
         link = (f'<a href="{html.escape(os.path.relpath(row["report"]))}" target="_blank">open the report</a>'
                 if row['report'] and Path(row['report']).exists() else 'no HTML report')
         fmt = lambda d: ', '.join(f'{k} = {v:.4g}' if isinstance(v, float) else f'{k} = {v}' for k, v in d.items())
+        import mistune
         dialog = Path(row['run_dir'] or '.') / 'dialog.md'
-        text = html.escape(dialog.read_text()) if dialog.exists() else ''
+        text = mistune.html(dialog.read_text()) if dialog.exists() else ''   # the dialog is Markdown: rendered, as in the report
         return (f"<b>{run_id}</b> ({row['status']}, {row['started']}, commit {str(row['git_commit'])[:10]}): {link}<br>"
                 f"<b>parameters</b>: {html.escape(fmt(row['params']))}<br><b>metrics</b>: {html.escape(fmt(row['metrics']))}"
-                + (f"<pre style='white-space: pre-wrap'>{text}</pre>" if text else ''))
+                + (f"<div class='reprlab-dialog' style='max-width: 60em'>{text}</div>" if text else ''))
 
     def widget(self):
         "Drop-downs for the experiment, the metric and a run; the table, figure and run redrawn in place."
@@ -336,11 +360,15 @@ class ResultsBrowser:
         exp = widgets.Dropdown(options=self.experiments(), value=self.experiment, description='experiment')
         sort = widgets.Dropdown(options=self.metrics(), value=self.sort, description='sort by')
         order = widgets.Checkbox(value=self.ascending, description='ascending')
+        grouped = widgets.Checkbox(value=self.by_config, description='by configuration (mean ± std over seeds)')
         run = widgets.Dropdown(description='run')
         out_table, out_run = widgets.Output(), widgets.Output()
         def runs_changed():
             t = self.table()
-            run.options = [(f"{r.id}  {self.sort} = {getattr(r, self.sort):.4g}" if self.sort else r.id, r.id) for r in t.itertuples()]
+            runs = self.store.runs(self.experiment)
+            if self.sort: runs = runs.sort_values(self.sort, ascending=self.ascending, na_position='last', kind='stable')
+            run.options = [(f"{r['id']}  {self.sort} = {r[self.sort]:.4g}" if self.sort and r[self.sort] == r[self.sort] else r['id'], r['id'])
+                           for _, r in runs.iterrows()]
             with out_table:
                 out_table.clear_output(wait=True)
                 display(t.head(self.top))
@@ -351,15 +379,16 @@ class ResultsBrowser:
             runs_changed()
         def on_sort(change): self.select(sort=sort.value); runs_changed()
         def on_order(change): self.ascending = order.value; runs_changed()
+        def on_grouped(change): self.by_config = grouped.value; runs_changed()
         def on_run(change):
             if run.value is None: return
             with out_run:
                 out_run.clear_output(wait=True); display(HTML(self.run_html(run.value)))
                 if any(Path(self.store.get(run.value)['run_dir'] or '.').glob('figures/*.png')): display(self.run_figure(run.value))
         exp.observe(on_exp, names='value'); sort.observe(on_sort, names='value')
-        order.observe(on_order, names='value'); run.observe(on_run, names='value')
+        order.observe(on_order, names='value'); run.observe(on_run, names='value'); grouped.observe(on_grouped, names='value')
         runs_changed()
-        return widgets.VBox([widgets.HBox([exp, sort, order]), out_table, run, out_run])
+        return widgets.VBox([widgets.HBox([exp, sort, order]), grouped, out_table, run, out_run])
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         from reprlab.config import interactive

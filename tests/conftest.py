@@ -4,6 +4,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -39,3 +40,23 @@ def mnist_dir():
     "The folder holding real MNIST (REPRLAB_DATA/mnist), or None."
     d = os.environ.get('REPRLAB_DATA')
     return Path(d) / 'mnist' if d and (Path(d) / 'mnist' / 'train-images-idx3-ubyte.gz').exists() else None
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    "A mount point holding a small tmpfs (1 MiB), remountable read-only; skips where mounting is not allowed."
+    mnt = tmp_path / 'mnt'
+    mnt.mkdir()
+    r = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0: pytest.skip(f'cannot mount a tmpfs here: {r.stderr.strip()}')
+
+    def remount(opts):
+        subprocess.run(['mount', '-o', f'remount,{opts}', str(mnt)], check=True)
+    yield SimpleNamespace(path=mnt, remount=remount)
+    subprocess.run(['umount', '-l', str(mnt)], capture_output=True)
+
+
+def files_under(path):
+    "Every file below `path`, as paths relative to it (sorted)."
+    path = Path(path)
+    return sorted(str(p.relative_to(path)) for p in path.rglob('*') if p.is_file()) if path.exists() else []

@@ -117,7 +117,7 @@ def test_results_browser_sorts_plots_and_opens_runs(reference_store):
 def test_results_browser_widget_follows_its_dropdowns(reference_store):
     rb = ResultsBrowser(reference_store)
     box = rb.widget()
-    (exp, sort, order), _, run, _ = box.children[0].children, *box.children[1:]
+    (exp, sort, order), grouped, _, run, _ = box.children[0].children, *box.children[1:]
     assert list(exp.options) == rb.experiments() and 'dreamcomp' in exp.options
     exp.value = 'dreamcomp'
     assert rb.experiment == 'dreamcomp' and list(sort.options) == rb.metrics('dreamcomp') and sort.value == 'test_acc'
@@ -128,6 +128,26 @@ def test_results_browser_widget_follows_its_dropdowns(reference_store):
     order.value = True
     assert [v for _, v in run.options] == list(reference_store.runs('dreamcomp').sort_values('seconds_per_epoch').id)
     run.value = run.options[0][1]                                # opening a run draws it (no error, no browser)
+    grouped.value = True
+    assert rb.by_config and 'config' in rb.table().columns
+
+
+def test_results_browser_groups_seeds_and_renders_the_dialog_as_markdown(tmp_path):
+    st = Store(tmp_path / 'r.sqlite')
+    for i, (k, seed, acc) in enumerate([(3, 0, 0.80), (3, 1, 0.82), (5, 0, 0.90), (5, 1, 0.94)]):
+        d = tmp_path / f'run{i}'
+        d.mkdir()
+        (d / 'dialog.md').write_text('The net reaches **90%** with k neighbours.\n\n- one\n- two\n')
+        st.add(id=f'r{i}', experiment='toy', params={'k': k, 'seed': seed}, status='ok', started=f'2026-01-01 00:00:0{i}',
+               metrics={'acc': acc}, run_dir=str(d), notebook_hash='nb')
+    rb = ResultsBrowser(st, 'toy', 'acc', by_config=True)
+    t = rb.table()
+    assert t.n.tolist() == [2, 2] and t.k.tolist() == [5, 3] and t.acc.tolist() == pytest.approx([0.92, 0.81])
+    assert t['acc.std'].tolist() == pytest.approx([np.std([0.9, 0.94], ddof=1), np.std([0.8, 0.82], ddof=1)])
+    ax = rb.figure().axes[0]
+    assert sorted(b.get_width() for b in ax.patches) == pytest.approx([0.81, 0.92]) and ax.lines   # means, with error bars
+    html = rb.run_html('r2')
+    assert '<strong>90%</strong>' in html and '<li>one</li>' in html and '**' not in html and '<pre' not in html
 
 
 def test_empty_store_is_a_clear_error(tmp_path):

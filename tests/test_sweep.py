@@ -146,13 +146,13 @@ def dask_cluster(lab):
 
 
 def test_sweep_on_an_existing_dask_scheduler(lab_experiments, lab, dask_cluster):
-    r = reprlab('sweep', 'quickstart', '--grid', 'k=3,7', '--grid', 'metric=cosine,euclidean', '-p', 'ks', '1,3,5',
+    r = reprlab('sweep', 'quickstart', '--grid', 'ks=3,7', '--grid', 'metric=cosine,euclidean', '-p', 'n_train', '400',
                 '--dask', dask_cluster, '--name', 'onDask', '--no-progress', timeout=600)
     assert r.returncode == 0, r.stderr[-3000:] + r.stdout
     rows = _rows('onDask', 'quickstart')
     assert len(rows) == 4 and (rows.status == 'ok').all()
-    assert sorted(zip(rows.k, rows['param.metric'] if 'param.metric' in rows else rows.metric)) == \
-        [(3, 'cosine'), (3, 'euclidean'), (7, 'cosine'), (7, 'euclidean')]
+    assert sorted(zip(rows.ks, rows['param.metric'] if 'param.metric' in rows else rows.metric)) == \
+        [('3', 'cosine'), ('3', 'euclidean'), ('7', 'cosine'), ('7', 'euclidean')]
     for _, row in rows.iterrows():
         assert Path(row.report).exists() and 0.9 < row.knn_test_acc <= 1
         assert json.loads((Path(row.run_dir) / 'environment.json').read_text())['status'] == 'ok'
