@@ -238,10 +238,10 @@ def interactive() -> bool:
     return ip is not None and getattr(ip, 'kernel', None) is not None
 
 def tqdm(*args, **kw):
-    "A tqdm progress bar: a widget when `interactive()`, text on stderr otherwise (updated at most every few seconds in a recorded run)."
+    "A tqdm progress bar: a widget when `interactive()`, text on stderr otherwise, silent in a recorded run (its report needs no bars)."
     if interactive():
         from tqdm.auto import tqdm as bar
     else:
         from tqdm.std import tqdm as bar
-        if os.environ.get('REPRLAB_RUN_DIR'): kw.setdefault('mininterval', 10)
+        if os.environ.get('REPRLAB_RUN_DIR'): kw['disable'] = True   # `reprlab run` shows progress over cells instead
     return bar(*args, **kw)
