@@ -11,10 +11,13 @@ import time
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from .config import tqdm
 
 from .config import get_device
 from .plots import SliderExplorer, new_figure
+from .probes import NotFittedError, _check_fitted, _numpy, _torch, _validate_X, _validate_Xy
+from .report import check_finite
 from matplotlib.figure import Figure
 
 # %% auto #0
@@ -47,44 +50,58 @@ def dreamcomp_step_numpy(W: np.ndarray, v: np.ndarray, xi: np.ndarray, zeta: np.
     return win
 
 # %% ../nbs/10_competitive.ipynb #87eaf760
-class _Competitive:
-    "Shared plumbing: device, seeding, the epoch loop, and the not-fitted check."
-    def _check_fitted(self):
-        if not hasattr(self, 'W_'): raise RuntimeError(f"this {type(self).__name__} is not fitted yet; call fit(X, y) first")
+def _positive_int(obj, *names):
+    for name in names:
+        v = getattr(obj, name)
+        if not (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1):
+            raise ValueError(f"{name}={v!r}: expected a positive int")
 
-    def _tensor(self, X):
-        X = torch.as_tensor(np.asarray(X, dtype=np.float32).reshape(len(X), -1), device=self.device_)
-        if hasattr(self, 'n_features_') and X.shape[1] != self.n_features_:
-            raise ValueError(f"X has {X.shape[1]} features; the model was fitted on {self.n_features_}")
-        return X
+def _positive_number(obj, *names):
+    for name in names:
+        v = getattr(obj, name)
+        if not (isinstance(v, (int, float, np.number)) and np.isfinite(v) and v > 0):
+            raise ValueError(f"{name}={v!r}: expected a positive finite number")
+
+class _Competitive(BaseEstimator):
+    "Shared plumbing: inputs on the device, the seeded epoch loop with its divergence check, the not-fitted error."
+    _lower = 'lr'                                    # the parameter to lower when the weights diverge
+
+    def __sklearn_is_fitted__(self) -> bool: return hasattr(self, 'W_')
+
+    def _check_fitted(self): _check_fitted(self, 'W_')
+
+    def _flat(self, X):
+        "Images (n, H, W) or (n, C, H, W) flattened to (n, L); tensors to NumPy; anything else left to scikit-learn's checks."
+        X = _numpy(X)
+        return X.reshape(len(X), -1) if getattr(X, 'ndim', 2) > 2 else X
+
+    def _input(self, X) -> torch.Tensor:
+        "Inputs of a fitted model, checked against the training features, as float32 on its device: (n, L)."
+        return _torch(_validate_X(self, self._flat(X), dtype=np.float32), self.device_, torch.float32)
 
     @property
     def weights(self) -> np.ndarray:
         "The learned synapses (N, D) as a NumPy array."
         self._check_fitted(); return self.W_.cpu().numpy()
 
-    def fit(self, X, y=None, X_eval=None, y_eval=None, callback=None):
-        "Train for `epochs` epochs with reshuffling; scores (X_eval, y_eval) after each epoch when given."
-        self._start(X, y)
+    def _train(self, X, y, X_eval=None, y_eval=None, callback=None):
+        "`epochs` passes with reshuffling by the model's own generator; weights checked for divergence after each."
+        gen = torch.Generator().manual_seed(self.seed)
+        data = self._start(X, y, gen)                # fresh weights from gen, the validated training data on the device
         self.history_ = []
-        n = len(X)
         for epoch in tqdm(range(self.epochs), desc=type(self).__name__, disable=not self.progress):
             t = time.perf_counter()
-            order = torch.randperm(n, generator=self.gen_)
-            self._epoch(order, epoch)
+            self._epoch(data, torch.randperm(len(data), generator=gen), epoch)
             if self.device_.type == 'cuda': torch.cuda.synchronize()   # honest epoch times on the GPU
             row = {'epoch': epoch + 1, 'seconds': time.perf_counter() - t}
+            check_finite(epoch + 1, lower=self._lower, weights=self.W_)  # one max over W: a sync point, once per epoch
             if X_eval is not None and y_eval is not None: row['eval_acc'] = self.score(X_eval, y_eval)
             self.history_.append(row)
             if callback is not None: callback(self, epoch)
         return self
 
-    def score(self, X, y) -> float:
-        "Accuracy on (X, y)."
-        return float((self.predict(X) == np.asarray(y)).mean())
-
 # %% ../nbs/10_competitive.ipynb #afc5826a
-class DreamComp(_Competitive):
+class DreamComp(ClassifierMixin, TransformerMixin, _Competitive):
     "Winner-take-all layer with label synapses and reconstruction weights (DreamComp)."
     def __init__(self,
                  n_units: int = 100,          # neurons N (a kx-by-ky grid when drawn)
@@ -100,57 +117,69 @@ class DreamComp(_Competitive):
         self.n_units, self.recon_weight, self.lr, self.label_lr = n_units, recon_weight, lr, label_lr
         self.epochs, self.batch_size, self.seed, self.device, self.progress = epochs, batch_size, seed, device, progress
 
-    def _start(self, X, y):
-        "Validate, set classes and fresh weights."
-        if y is None: raise ValueError("DreamComp needs labels: fit(X, y)")
-        for name in ('n_units', 'epochs', 'batch_size'):
-            if not (isinstance(getattr(self, name), (int, np.integer)) and getattr(self, name) >= 1):
-                raise ValueError(f"{name}={getattr(self, name)!r}: expected a positive int")
-        if self.recon_weight <= 0: raise ValueError(f"recon_weight={self.recon_weight}: expected > 0")
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ['float32']     # overlaps are computed (and returned) in float32
+        return tags
+
+    # scikit-learn's common checks that DreamComp fails by design: pass as `check_estimator(..., expected_failed_checks=...)`
+    expected_failed_checks = {
+        'check_classifiers_train': "the winner is the neuron with the largest dot product (not the nearest), which suits "
+                                   "non-negative inputs such as pixel intensities; the check's 2-d blobs are centred at zero, "
+                                   "so one or two neurons win nearly everything (below the 83% training accuracy it asks)",
+    }
+
+    def fit(self, X, y, X_eval=None, y_eval=None, callback=None):
+        "Train for `epochs` epochs with reshuffling; scores (X_eval, y_eval) after each epoch when given (`history_`)."
+        return self._train(X, y, X_eval, y_eval, callback)
+
+    def _start(self, X, y, gen, classes=None):
+        "Check the settings and the data; classes, fresh weights U(0, 1) from gen; the training data on the device."
+        _positive_int(self, 'n_units', 'epochs', 'batch_size')
+        _positive_number(self, 'recon_weight', 'lr', 'label_lr')
+        X, y = _validate_Xy(self, self._flat(X), y, dtype=np.float32)
         self.device_ = get_device(self.device)
-        self.classes_ = np.unique(np.asarray(y))
-        X = np.asarray(X); L, C = int(np.prod(X.shape[1:])), len(self.classes_)
-        self.n_features_ = L
-        self.gen_ = torch.Generator().manual_seed(self.seed)
-        self.W_ = torch.rand(self.n_units, L + C, generator=self.gen_).to(self.device_)    # U(0, 1)
+        self.classes_ = np.unique(y if classes is None else classes)
+        L, C = X.shape[1], len(self.classes_)
+        self.W_ = torch.rand(self.n_units, L + C, generator=gen).to(self.device_)    # U(0, 1)
         self.xi_ = torch.tensor([self.lr] * L + [self.label_lr] * C, device=self.device_)
         self.zeta_ = torch.tensor([1.0] * L + [float(self.recon_weight)] * C, device=self.device_)
-        self.Xy_ = None
-        self._data(X, y)
+        return self._data(X, y)
 
-    def _data(self, X, y):
-        "Inputs with their one-hot labels, on the device: (n, L + C)."
-        idx = np.searchsorted(self.classes_, np.asarray(y))
-        if (idx >= len(self.classes_)).any() or (self.classes_[np.minimum(idx, len(self.classes_) - 1)] != np.asarray(y)).any():
-            raise ValueError(f"labels outside the classes seen in the first fit: {sorted(set(np.asarray(y).tolist()) - set(self.classes_.tolist()))}")
+    def _data(self, X, y) -> torch.Tensor:
+        "Checked inputs with their one-hot labels, on the device: (n, L + C)."
+        idx = np.searchsorted(self.classes_, y)
+        if (idx >= len(self.classes_)).any() or (self.classes_[np.minimum(idx, len(self.classes_) - 1)] != y).any():
+            raise ValueError(f"labels outside the classes seen in the first fit: {sorted(set(y.tolist()) - set(self.classes_.tolist()))}")
         onehot = torch.nn.functional.one_hot(torch.as_tensor(idx), len(self.classes_)).float().to(self.device_)
-        self.Xy_ = torch.cat([self._tensor(X), onehot], 1)
+        return torch.cat([_torch(X, self.device_, torch.float32), onehot], 1)
 
-    def _epoch(self, order, epoch):
+    def _epoch(self, Xy, order, epoch):
         for b in range(0, len(order), self.batch_size):
-            dreamcomp_step(self.W_, self.Xy_[order[b:b + self.batch_size].to(self.device_)], self.xi_, self.zeta_)
+            dreamcomp_step(self.W_, Xy[order[b:b + self.batch_size].to(self.device_)], self.xi_, self.zeta_)
 
-    def partial_fit(self, X, y):
-        "One pass over (X, y) in the given order (initialises the weights on the first call)."
-        if not hasattr(self, 'W_'): self._start(X, y)
-        else: self._data(X, y)
-        self._epoch(torch.arange(len(X)), 0)
+    def partial_fit(self, X, y, classes=None):
+        "One pass over (X, y) in the given order; the first call starts the weights (classes: all labels, else those of y)."
+        if not hasattr(self, 'W_'): Xy = self._start(X, y, torch.Generator().manual_seed(self.seed), classes)
+        else: Xy = self._data(*_validate_Xy(self, self._flat(X), y, dtype=np.float32, reset=False))
+        self._epoch(Xy, torch.arange(len(Xy)), 0)
+        check_finite('partial_fit', lower='lr', weights=self.W_)
         return self
 
     @property
     def unit_classes_(self) -> np.ndarray:
         "Each neuron's class: the argmax of its label synapses."
-        self._check_fitted(); return self.classes_[self.W_[:, self.n_features_:].argmax(1).cpu().numpy()]
+        self._check_fitted(); return self.classes_[self.W_[:, self.n_features_in_:].argmax(1).cpu().numpy()]
 
     @torch.no_grad()
     def transform(self, X) -> np.ndarray:
         "Overlaps of each sample with every neuron's image synapses (n, N)."
-        self._check_fitted(); return (self._tensor(X) @ self.W_[:, :self.n_features_].T).cpu().numpy()
+        self._check_fitted(); return (self._input(X) @ self.W_[:, :self.n_features_in_].T).cpu().numpy()
 
     @torch.no_grad()
     def winners(self, X) -> np.ndarray:
         "Index of the neuron with the largest image overlap, per sample."
-        self._check_fitted(); return (self._tensor(X) @ self.W_[:, :self.n_features_].T).argmax(1).cpu().numpy()
+        self._check_fitted(); return (self._input(X) @ self.W_[:, :self.n_features_in_].T).argmax(1).cpu().numpy()
 
     def predict(self, X) -> np.ndarray:
         "Class of the winning neuron."
@@ -190,8 +219,9 @@ def kh_step_numpy(W, v, eps, p=3.0, k=7, delta=0.4, prec=1e-30):
     return order[-1]
 
 # %% ../nbs/10_competitive.ipynb #faf32813
-class KrotovHopfield(_Competitive):
-    "Unsupervised competitive layer trained with the Krotov–Hopfield rule."
+class KrotovHopfield(ClassifierMixin, TransformerMixin, _Competitive):
+    "Competitive layer trained without labels by the Krotov–Hopfield rule, with a linear softmax readout on its hidden activity."
+    _lower = 'eps0'
     def __init__(self,
                  n_units: int = 2000,     # hidden units N
                  p: float = 3.0,          # Lebedev norm power
@@ -203,70 +233,105 @@ class KrotovHopfield(_Competitive):
                  mu: float = 0.0,         # initial weights ~ N(mu, sigma^2)
                  sigma: float = 1.0,
                  n: float = 4.5,          # power of the hidden activity relu(W x)^n
+                 normalize: bool = True,  # hidden activity of unit-length inputs (each W x a cosine times |W|); training is unaffected
+                 readout_epochs: int = 60,            # passes of the softmax readout
+                 readout_lr: float = 1e-3,            # its Adam learning rate, cosine-annealed to 0
+                 readout_batch_size: int = 256,       # its minibatch
+                 readout_weight_decay: float = 0.0,   # its Adam weight decay
+                 readout_scale: str = 'unit',         # 'unit': standardise each hidden unit; 'global': divide by one overall scale
                  seed: int = 0, device=None, progress: bool = True):
         self.n_units, self.p, self.k, self.delta, self.eps0 = n_units, p, k, delta, eps0
-        self.epochs, self.batch_size, self.mu, self.sigma, self.n = epochs, batch_size, mu, sigma, n
+        self.epochs, self.batch_size, self.mu, self.sigma, self.n, self.normalize = epochs, batch_size, mu, sigma, n, normalize
+        self.readout_epochs, self.readout_lr, self.readout_batch_size = readout_epochs, readout_lr, readout_batch_size
+        self.readout_weight_decay, self.readout_scale = readout_weight_decay, readout_scale
         self.seed, self.device, self.progress = seed, device, progress
 
-    def _start(self, X, y=None):
-        if not 1 <= self.k <= self.n_units: raise ValueError(f"k={self.k}: expected 1..n_units={self.n_units}")
-        self.device_ = get_device(self.device)
-        X = np.asarray(X); self.n_features_ = int(np.prod(X.shape[1:]))
-        self.gen_ = torch.Generator().manual_seed(self.seed)
-        self.W_ = (self.mu + self.sigma * torch.randn(self.n_units, self.n_features_, generator=self.gen_)).to(self.device_)
-        self.X_ = self._tensor(X)
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = False                       # labels train the readout only: fit(X) learns the features
+        tags.transformer_tags.preserves_dtype = ['float32']     # the hidden activity is computed in float32
+        return tags
 
-    def _epoch(self, order, epoch):
+    def fit(self, X, y=None, callback=None):
+        "Learn the synapses from X (`epochs` passes, no labels); with labels y, then the readout (`fit_readout`)."
+        self._train(X, None, callback=callback)
+        return self if y is None else self.fit_readout(X, y)
+
+    def _start(self, X, y, gen):
+        _positive_int(self, 'n_units', 'epochs', 'batch_size', 'k')
+        _positive_number(self, 'eps0', 'p')
+        if self.k > self.n_units: raise ValueError(f"k={self.k}: expected 1..n_units={self.n_units}")
+        if self.readout_scale not in ('unit', 'global'): raise ValueError(f"readout_scale={self.readout_scale!r}: expected 'unit' or 'global'")
+        for name in ('readout_', 'classes_', 'h_shift_', 'h_scale_'): self.__dict__.pop(name, None)   # a refit forgets the old readout
+        X = _validate_X(self, self._flat(X), reset=True, dtype=np.float32)
+        self.device_ = get_device(self.device)
+        self.W_ = (self.mu + self.sigma * torch.randn(self.n_units, X.shape[1], generator=gen)).to(self.device_)
+        return _torch(X, self.device_, torch.float32)
+
+    def _epoch(self, X, order, epoch):
         eps = self.eps0 * (1 - epoch / self.epochs)
         for b in range(0, len(order), self.batch_size):
-            kh_step(self.W_, self.X_[order[b:b + self.batch_size].to(self.device_)], eps, self.p, self.k, self.delta)
+            kh_step(self.W_, X[order[b:b + self.batch_size].to(self.device_)], eps, self.p, self.k, self.delta)
 
-    def partial_fit(self, X, y=None, eps: float | None = None):
-        "One pass over X in the given order at learning rate `eps` (default eps0)."
-        if not hasattr(self, 'W_'): self._start(X)
-        else: self.X_ = self._tensor(X)
+    def partial_fit(self, X, y=None, classes=None, eps: float | None = None):
+        "One pass over X in the given order at learning rate `eps` (default eps0); labels are not used by the rule."
+        if not hasattr(self, 'W_'): X = self._start(X, None, torch.Generator().manual_seed(self.seed))
+        else: X = self._input(X)
         eps = self.eps0 if eps is None else eps
         for b in range(0, len(X), self.batch_size):
-            kh_step(self.W_, self.X_[b:b + self.batch_size], eps, self.p, self.k, self.delta)
+            kh_step(self.W_, X[b:b + self.batch_size], eps, self.p, self.k, self.delta)
+        check_finite('partial_fit', lower='eps', weights=self.W_)
         return self
 
     @torch.no_grad()
+    def _hidden(self, X, batch_size: int = 4096) -> torch.Tensor:
+        "Hidden activity relu(W x)^n on the device (n, N), x of unit length when `normalize`."
+        X = self._input(X)
+        if self.normalize: X = X / X.norm(dim=1, keepdim=True).clamp_min(1e-12)   # a blank input stays blank
+        return torch.cat([torch.relu(X[i:i + batch_size] @ self.W_.T).pow_(self.n) for i in range(0, len(X), batch_size)])
+
     def transform(self, X, batch_size: int = 4096) -> np.ndarray:
         "Hidden activity relu(W x)^n, (n_samples, N)."
-        self._check_fitted()
-        X = self._tensor(X)
-        return torch.cat([torch.relu(X[i:i + batch_size] @ self.W_.T).pow(self.n) for i in range(0, len(X), batch_size)]).cpu().numpy()
+        self._check_fitted(); return self._hidden(X, batch_size).cpu().numpy()
 
-    def fit_readout(self, X, y, epochs: int = 60, lr: float = 1e-3, batch_size: int = 256, weight_decay: float = 0.0,
-                    scale: str = 'unit'):  # 'unit': standardise each unit; 'global': divide by one overall scale
-        "Train a linear softmax readout on the standardised hidden activity; returns self."
+    def fit_readout(self, X, y):
+        "Train the linear softmax readout (the `readout_*` settings) on the standardised hidden activity; returns self."
         self._check_fitted()
-        if scale not in ('unit', 'global'): raise ValueError(f"scale={scale!r}: expected 'unit' or 'global'")
-        H = torch.as_tensor(self.transform(X), device=self.device_)
-        self.classes_ = np.unique(np.asarray(y))
-        t = torch.as_tensor(np.searchsorted(self.classes_, np.asarray(y)), device=self.device_)
-        if scale == 'unit': self.h_shift_, self.h_scale_ = H.mean(0), H.std(0).clamp_min(1e-8)
-        else: self.h_shift_, self.h_scale_ = torch.zeros((), device=self.device_), H.std().clamp_min(1e-12)
-        H = (H - self.h_shift_) / self.h_scale_
-        self.readout_ = torch.nn.Linear(H.shape[1], len(self.classes_)).to(self.device_)
+        _positive_int(self, 'readout_epochs', 'readout_batch_size')
+        _positive_number(self, 'readout_lr')
+        if self.readout_scale not in ('unit', 'global'): raise ValueError(f"readout_scale={self.readout_scale!r}: expected 'unit' or 'global'")
+        X, y = _validate_Xy(self, self._flat(X), y, dtype=np.float32, reset=False)
+        H = self._hidden(X)                                                  # (n, N)
+        check_finite('the readout input', lower='eps0', hidden_activity=H)  # overflowing activity comes from runaway weights
+        classes, t = np.unique(y, return_inverse=True)
+        t = torch.as_tensor(t, device=self.device_)
+        if self.readout_scale == 'unit': shift, scale = H.mean(0), H.std(0, correction=0).clamp_min(1e-8)
+        else: shift, scale = torch.zeros((), device=self.device_), H.std(correction=0).clamp_min(1e-12)
+        H.sub_(shift).div_(scale)                                            # in place: H can be the largest array of the run
+        readout = torch.nn.Linear(H.shape[1], len(classes)).to(self.device_)
         gen = torch.Generator().manual_seed(self.seed)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed); self.readout_.reset_parameters()
-        opt = torch.optim.Adam(self.readout_.parameters(), lr=lr, weight_decay=weight_decay)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-        for _ in tqdm(range(epochs), desc='readout', disable=not self.progress):
-            for idx in torch.randperm(len(H), generator=gen).split(batch_size):
+            torch.manual_seed(self.seed); readout.reset_parameters()
+        opt = torch.optim.Adam(readout.parameters(), lr=self.readout_lr, weight_decay=self.readout_weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.readout_epochs)
+        for epoch in tqdm(range(self.readout_epochs), desc='readout', disable=not self.progress):
+            total = torch.zeros((), device=self.device_)
+            for idx in torch.randperm(len(H), generator=gen).split(self.readout_batch_size):
                 idx = idx.to(self.device_)
-                loss = torch.nn.functional.cross_entropy(self.readout_(H[idx]), t[idx])
+                loss = torch.nn.functional.cross_entropy(readout(H[idx]), t[idx])
                 opt.zero_grad(); loss.backward(); opt.step()
+                total += loss.detach() * len(idx)                            # summed on the device: no sync per step
             sched.step()
+            check_finite(f'readout epoch {epoch + 1}', lower='readout_lr', loss=total / len(H), readout=readout)
+        self.classes_, self.h_shift_, self.h_scale_, self.readout_ = classes, shift, scale, readout
         return self
 
     @torch.no_grad()
     def predict(self, X) -> np.ndarray:
         "Class from the linear readout."
-        if not hasattr(self, 'readout_'): raise RuntimeError("no readout yet: call fit_readout(X, y) after fit(X)")
-        H = (torch.as_tensor(self.transform(X), device=self.device_) - self.h_shift_) / self.h_scale_
+        if not hasattr(self, 'readout_'):
+            raise NotFittedError(f"this {type(self).__name__} has no readout yet; call fit(X, y), or fit_readout(X, y) after fit(X)")
+        H = (self._hidden(X) - self.h_shift_) / self.h_scale_
         return self.classes_[self.readout_(H).argmax(1).cpu().numpy()]
 
 # %% ../nbs/10_competitive.ipynb #aa49365c
@@ -277,7 +342,7 @@ def win_counts(model: DreamComp, X, n_units: int | None = None) -> np.ndarray:
 def plot_label_synapses(model: DreamComp, kx: int, ky: int, title: str | None = 'label synapses') -> Figure:
     "One bar chart of the C label synapses per neuron, in the kx-by-ky grid; the bar of the neuron's class stands out."
     model._check_fitted()
-    labels = model.W_[:, model.n_features_:].cpu().numpy()              # (N, C)
+    labels = model.W_[:, model.n_features_in_:].cpu().numpy()           # (N, C)
     if labels.shape[0] != kx * ky: raise ValueError(f"{labels.shape[0]} neurons do not fill a {kx}x{ky} grid")
     fig = new_figure((min(0.45 * ky + 1, 14), min(0.35 * kx + 0.6, 14)))
     axes = fig.subplots(kx, ky, squeeze=False)

@@ -14,13 +14,19 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning, NotFittedError as _SklearnNotFittedError
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import validate_data
 from .config import tqdm
 
 from .config import get_device
 
 # %% auto #0
-__all__ = ['NotFittedError', 'KNNClassifier', 'knn_scan', 'NearestCentroidClassifier', 'LinearSVM', 'ProbeResult', 'linear_probe',
-           'run_probes', 'probe_table']
+__all__ = ['NotFittedError', 'KNNClassifier', 'knn_scan', 'NearestCentroidClassifier', 'LinearSVM', 'ProbeResult', 'linear_model',
+           'linear_probe', 'run_probes', 'probe_table']
 
 # %% ../nbs/02_probes.ipynb #ff5cc350
 def _as_2d(X, name):
@@ -34,11 +40,29 @@ def _check_xy(X, y, name='X'):
     if y.shape != (len(X),): raise ValueError(f"{name}: {len(X)} samples but labels have shape {y.shape}")
     return X, y
 
-class NotFittedError(RuntimeError):
-    "A probe was used before `fit`."
+class NotFittedError(_SklearnNotFittedError, RuntimeError):
+    "A model was used before `fit`: scikit-learn's `NotFittedError` (so `check_is_fitted` and its checks recognise it)."
 
-def _check_fitted(obj):
-    if not hasattr(obj, 'classes_'): raise NotFittedError(f"this {type(obj).__name__} is not fitted yet; call fit(X, y) first")
+def _check_fitted(obj, attr: str = 'classes_'):
+    if not hasattr(obj, attr): raise NotFittedError(f"this {type(obj).__name__} is not fitted yet; call fit(X, y) first")
+
+def _numpy(v):
+    "Tensors (on any device) as NumPy arrays; anything else unchanged, for scikit-learn's validation."
+    return v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v
+
+def _validate_X(est, X, reset: bool = False, dtype=(np.float32, np.float64), **kw) -> np.ndarray:
+    "scikit-learn's validation of X: 2-d, finite, numbers; `n_features_in_` and feature names set (reset) or checked."
+    return validate_data(est, _numpy(X), reset=reset, dtype=dtype, **kw)
+
+def _validate_Xy(est, X, y, dtype=(np.float32, np.float64), **kw):
+    "The same for a training set; labels must be classes (y=None, continuous y: scikit-learn's errors)."
+    X, y = validate_data(est, _numpy(X), _numpy(y), dtype=dtype, **kw)
+    check_classification_targets(y)
+    return X, y
+
+def _torch(X: np.ndarray, device, dtype) -> torch.Tensor:
+    "A validated array on the device; read-only arrays (memory maps) are copied, writable ones shared where possible."
+    return torch.as_tensor(X if X.flags.writeable else X.copy(), device=device, dtype=dtype)
 
 # %% ../nbs/02_probes.ipynb #2bc331a5
 def _distances(A, B, metric, B_sqnorm=None):
@@ -67,7 +91,7 @@ def _top_rows(S: torch.Tensor, k: int, largest: bool, group: int = 64):
     return v, cols.gather(1, pos)
 
 # %% ../nbs/02_probes.ipynb #cb7498ca
-class KNNClassifier:
+class KNNClassifier(ClassifierMixin, BaseEstimator):
     "k-nearest-neighbour classifier in torch, in blocks bounded by a memory budget; sparse codes take a sparse product."
     def __init__(self,
                  k: int = 5,                   # neighbours that vote
@@ -87,22 +111,21 @@ class KNNClassifier:
         if self.weights not in ('uniform', 'distance'): raise ValueError(f"weights={self.weights!r}: expected 'uniform' or 'distance'")
         if not (isinstance(self.k, (int, np.integer)) and self.k >= 1): raise ValueError(f"k={self.k!r}: expected a positive int")
         if self.sparse not in (True, False, 'auto'): raise ValueError(f"sparse={self.sparse!r}: expected True, False or 'auto'")
-        X, y = _check_xy(X, y, 'X_train')
+        X, y = _validate_Xy(self, X, y)                                                   # float64 stays float64, the rest float32
         self.device_ = get_device(self.device)
         self.dtype_ = torch.float64 if X.dtype == np.float64 else torch.float32
         self.classes_, y_idx = np.unique(y, return_inverse=True)
-        self.X_ = _prepare(X, self.metric, self.device_, self.dtype_)                  # (N, D)
+        self.X_ = _prepare(_torch(X, self.device_, self.dtype_), self.metric, self.device_, self.dtype_)   # (N, D)
         self.sqnorm_ = (self.X_ * self.X_).sum(1) if self.metric == 'euclidean' else None
         self.density_ = float((self.X_ != 0).sum()) / max(self.X_.numel(), 1)          # share of non-zero entries
         self.y_ = torch.as_tensor(y_idx, device=self.device_)                         # (N,)
-        self._Xt = None
         return self
 
     def _use_sparse(self, Q) -> bool:
         if self.sparse != 'auto': return bool(self.sparse)
         return self.device_.type == 'cpu' and self.density_ < 0.1 and float((Q != 0).sum()) / max(Q.numel(), 1) < 0.1
 
-    def _scores(self, A, As, t0, w, S):
+    def _scores(self, A, As, Xt, t0, w, S):
         "Fill S (len(A), w) with scores of A against training rows t0..t0+w: cosine similarity, or |b|^2 - 2 a.b (Euclidean)."
         cos = self.metric == 'cosine'
         if As is None:                                                   # dense: one product, written in place
@@ -111,7 +134,7 @@ class KNNClassifier:
             return
         for c0 in range(0, w, 2048):                                     # sparse: a (D, 2048) slice of X^T stays in cache
             c1 = min(w, c0 + 2048)
-            P = torch.sparse.mm(As, self._Xt[:, t0 + c0:t0 + c1])      # (len(A), c1 - c0) products a.b
+            P = torch.sparse.mm(As, Xt[:, t0 + c0:t0 + c1])              # (len(A), c1 - c0) products a.b
             if cos: S[:, c0:c1] = P
             else: torch.add(self.sqnorm_[t0 + c0:t0 + c1], P, alpha=-2, out=S[:, c0:c1])
 
@@ -120,14 +143,13 @@ class KNNClassifier:
         "Distances and indices (Q, k) of the k nearest training samples, nearest first."
         _check_fitted(self)
         k = k or self.k
-        X = _as_2d(X, 'X')
-        if X.shape[1] != self.X_.shape[1]: raise ValueError(f"X has {X.shape[1]} features, the probe was fitted on {self.X_.shape[1]}")
+        X = _validate_X(self, X, ensure_min_samples=0)
         n = len(self.X_)
         if k > n - exclude_self: raise ValueError(f"k={k} but only {n - exclude_self} training samples can be neighbours")
         if exclude_self and len(X) != n: raise ValueError("exclude_self needs the training set itself as X")
-        Q = _prepare(X, self.metric, self.device_, self.dtype_)
+        Q = _prepare(_torch(X, self.device_, self.dtype_), self.metric, self.device_, self.dtype_)
         cos, sparse = self.metric == 'cosine', self._use_sparse(Q)
-        if sparse and self._Xt is None: self._Xt = self.X_.T.contiguous()   # (D, N): columns of X^T for the sparse product
+        Xt = self.X_.T.contiguous() if sparse else None                  # (D, N): columns of X^T for the sparse product (one copy)
         itemsize = Q.element_size()
         # a block is (queries, training rows): the whole training set per block when 64 queries fit the budget
         width = n if n * itemsize * 64 <= self.max_block_bytes else max(k, self.max_block_bytes // (itemsize * 64))
@@ -144,7 +166,7 @@ class KNNClassifier:
             for t0 in range(0, n, width):
                 w = min(width, n - t0)
                 S = buf[:len(A) * w].view(len(A), w)                     # (qb, w)
-                self._scores(A, As, t0, w, S)
+                self._scores(A, As, Xt, t0, w, S)
                 if exclude_self:                                         # a training sample is not its own neighbour
                     rows = torch.arange(q0, q0 + len(A), device=self.device_)
                     hit = (rows >= t0) & (rows < t0 + w)
@@ -176,11 +198,13 @@ class KNNClassifier:
 
     def predict(self, X) -> np.ndarray:
         "Predicted class of each row of X (ties go to the smallest class, as in scikit-learn)."
-        return self.classes_[self.vote(*self.kneighbors(X)).argmax(1)]
+        scores = self.vote(*self.kneighbors(X))                         # first: it raises NotFittedError before fit
+        return self.classes_[scores.argmax(1)]
 
-    def score(self, X, y) -> float:
-        "Accuracy on (X, y)."
-        return float((self.predict(X) == np.asarray(y)).mean())
+    def predict_proba(self, X) -> np.ndarray:
+        "Share of the (weighted) votes of each class (Q, n_classes), columns in the order of `classes_`."
+        scores = self.vote(*self.kneighbors(X))
+        return scores / scores.sum(1, keepdims=True)
 
     def agreement(self, X, y, exclude_self: bool = False) -> np.ndarray:
         "Per example: the share of its k neighbours that carry its own label."
@@ -202,7 +226,7 @@ def knn_scan(knn: KNNClassifier,     # a fitted KNNClassifier
     return pd.DataFrame(rows)
 
 # %% ../nbs/02_probes.ipynb #5039af99
-class NearestCentroidClassifier:
+class NearestCentroidClassifier(ClassifierMixin, BaseEstimator):
     "Classify by the nearest class mean."
     def __init__(self, metric: str = 'euclidean'): # 'euclidean' or 'cosine'
         self.metric = metric
@@ -210,7 +234,7 @@ class NearestCentroidClassifier:
     def fit(self, X, y):
         "Class means of the training set."
         if self.metric not in ('cosine', 'euclidean'): raise ValueError(f"metric={self.metric!r}: expected 'cosine' or 'euclidean'")
-        X, y = _check_xy(X, y, 'X_train')
+        X, y = _validate_Xy(self, X, y)
         self.classes_, inv = np.unique(y, return_inverse=True)
         counts = np.bincount(inv)
         self.centroids_ = np.zeros((len(self.classes_), X.shape[1]), dtype=np.float64)
@@ -221,41 +245,46 @@ class NearestCentroidClassifier:
     def predict(self, X) -> np.ndarray:
         "Class of the nearest centroid."
         _check_fitted(self)
-        X = torch.as_tensor(_as_2d(X, 'X'), dtype=torch.float64)
+        X = torch.as_tensor(_validate_X(self, X, ensure_min_samples=0), dtype=torch.float64)
         C = _prepare(self.centroids_, self.metric, 'cpu', torch.float64)
         if self.metric == 'cosine': X = _prepare(X, 'cosine', 'cpu', torch.float64)
         return self.classes_[_distances(X, C, self.metric).argmin(1).numpy()]
 
-    def score(self, X, y) -> float:
-        "Accuracy on (X, y)."
-        return float((self.predict(X) == np.asarray(y)).mean())
-
 # %% ../nbs/02_probes.ipynb #36482f44
-class LinearSVM:
+_DTYPES = {'float32': torch.float32, 'float64': torch.float64, torch.float32: torch.float32, torch.float64: torch.float64}
+
+class LinearSVM(ClassifierMixin, BaseEstimator):
     "Linear SVM (one-vs-rest, squared hinge, L2): liblinear's LinearSVC objective, fitted by L-BFGS in torch."
     def __init__(self,
-                 C: float = 1.0,          # inverse regularisation strength
-                 max_iter: int = 1000,    # L-BFGS iterations
-                 tol: float = 1e-4,       # stop when max |gradient| falls below tol x its value at zero
-                 dtype=torch.float32,     # float64 for exact comparisons
-                 device=None):            # None: settings; 'auto': CUDA when present
+                 C: float = 1.0,           # inverse regularisation strength
+                 max_iter: int = 1000,     # L-BFGS iterations
+                 tol: float = 1e-4,        # stop when max |gradient| falls below tol x its value at zero
+                 dtype: str = 'float32',   # 'float64' for exact comparisons (a torch dtype works too)
+                 device=None):             # None: settings; 'auto': CUDA when present
         self.C, self.max_iter, self.tol, self.dtype, self.device = C, max_iter, tol, dtype, device
 
     def _augment(self, X):
-        X = torch.as_tensor(X, device=self.device_, dtype=self.dtype)
-        return torch.cat([X, torch.ones(len(X), 1, device=self.device_, dtype=self.dtype)], 1)   # (n, d + 1): intercept column
+        X = _torch(X, self.device_, self.dtype_)
+        return torch.cat([X, torch.ones(len(X), 1, device=self.device_, dtype=self.dtype_)], 1)   # (n, d + 1): intercept column
 
     def fit(self, X, y):
-        "Fit one weight vector per class (two classes: still one per class, the same predictions as one)."
-        if not self.C > 0: raise ValueError(f"C={self.C!r}: expected a positive number")
-        X, y = _check_xy(X, y, 'X_train')
-        self.device_ = get_device(self.device)
+        "One weight vector per class, or one for two classes (as liblinear: the second class's, the first is its negative)."
+        if not (isinstance(self.C, (int, float, np.number)) and np.isfinite(self.C) and self.C > 0):
+            raise ValueError(f"C={self.C!r}: expected a positive finite number")
+        if not (isinstance(self.max_iter, (int, np.integer)) and self.max_iter >= 1): raise ValueError(f"max_iter={self.max_iter!r}: expected a positive int")
+        if not self.tol > 0: raise ValueError(f"tol={self.tol!r}: expected a positive number")
+        if self.dtype not in _DTYPES: raise ValueError(f"dtype={self.dtype!r}: expected 'float32' or 'float64'")
+        X, y = _validate_Xy(self, X, y)
+        self.device_, self.dtype_ = get_device(self.device), _DTYPES[self.dtype]
         self.classes_, y_idx = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2: raise ValueError(f"y: one class only ({self.classes_[0]!r}); a classifier needs two or more")
         Xa = self._augment(X)                                                   # (n, d + 1)
-        T = -torch.ones(len(Xa), len(self.classes_), device=self.device_, dtype=self.dtype)
-        T[torch.arange(len(Xa)), torch.as_tensor(y_idx, device=self.device_)] = 1   # (n, K) targets +-1
-        W = torch.zeros(Xa.shape[1], len(self.classes_), device=self.device_, dtype=self.dtype, requires_grad=True)
+        y_idx = torch.as_tensor(y_idx, device=self.device_)
+        K = len(self.classes_) if len(self.classes_) > 2 else 1                 # two classes: class 0's vector is minus class 1's
+        T = -torch.ones(len(Xa), K, device=self.device_, dtype=self.dtype_)
+        if K == 1: T[y_idx == 1] = 1
+        else: T[torch.arange(len(Xa)), y_idx] = 1                              # (n, K) targets +-1
+        W = torch.zeros(Xa.shape[1], K, device=self.device_, dtype=self.dtype_, requires_grad=True)
         C = self.C
         def closure():
             with torch.no_grad():
@@ -266,13 +295,12 @@ class LinearSVM:
         opt = torch.optim.LBFGS([W], lr=1, max_iter=self.max_iter, tolerance_grad=self.tol * g0, tolerance_change=0,
                                 history_size=20, line_search_fn='strong_wolfe')
         opt.step(closure)
-        state = opt.state[W]
-        self.n_iter_ = int(state['n_iter'])
+        self.n_iter_ = max(1, int(opt.state[W]['n_iter']))
         with torch.no_grad(): closure()
         self.converged_ = float(W.grad.abs().max()) <= self.tol * g0
         if not self.converged_:
             warnings.warn(f"LinearSVM: not converged after {self.n_iter_} iterations (max |gradient| {float(W.grad.abs().max()):.3g}, "
-                          f"target {self.tol * g0:.3g}); raise max_iter or tol, or lower C")
+                          f"target {self.tol * g0:.3g}); raise max_iter or tol, or lower C", ConvergenceWarning)
         W = W.detach()
         self.coef_, self.intercept_ = W[:-1].T.cpu().numpy(), W[-1].cpu().numpy()   # (K, d), (K,) as scikit-learn
         self.W_ = W
@@ -280,20 +308,16 @@ class LinearSVM:
 
     @torch.no_grad()
     def decision_function(self, X) -> np.ndarray:
-        "Scores (n, K), one column per class."
+        "Scores (n, K), one column per class; (n,) for two classes, positive for the second (as scikit-learn)."
         _check_fitted(self)
-        X = _as_2d(X, 'X')
-        if X.shape[1] != self.coef_.shape[1]: raise ValueError(f"X has {X.shape[1]} features, the SVM was fitted on {self.coef_.shape[1]}")
-        return (self._augment(X) @ self.W_).cpu().numpy()
+        X = _validate_X(self, X, ensure_min_samples=0)
+        scores = (self._augment(X) @ self.W_).cpu().numpy()
+        return scores[:, 0] if scores.shape[1] == 1 else scores
 
     def predict(self, X) -> np.ndarray:
         "The class with the largest score."
         scores = self.decision_function(X)
-        return self.classes_[scores.argmax(1)]
-
-    def score(self, X, y) -> float:
-        "Accuracy on (X, y)."
-        return float((self.predict(X) == np.asarray(y)).mean())
+        return self.classes_[(scores > 0).astype(int) if scores.ndim == 1 else scores.argmax(1)]
 
 # %% ../nbs/02_probes.ipynb #8ed9531f
 @dataclass
@@ -306,18 +330,18 @@ class ProbeResult:
     y_pred: np.ndarray = field(repr=False)   # test predictions
     model: object = field(repr=False, default=None)
 
-class _Standardized:
-    "A classifier on features standardised with the training split's per-feature mean and standard deviation."
-    def __init__(self, clf): self.clf = clf
-    def _scale(self, X): return (np.asarray(X, dtype=self.mean_.dtype) - self.mean_) / self.scale_
-    def fit(self, X, y):
-        X = np.asarray(X)
-        X = X if X.dtype in (np.float32, np.float64) else X.astype(np.float64)
-        self.mean_, sd = X.mean(0), X.std(0)
-        self.scale_ = np.where(sd > 0, sd, 1).astype(X.dtype)              # constant features stay as they are, like StandardScaler
-        self.clf.fit(self._scale(X), y); return self
-    def predict(self, X): return self.clf.predict(self._scale(X))
-    def score(self, X, y): return float((self.predict(X) == np.asarray(y)).mean())
+def linear_model(kind: str = 'logistic',   # 'logistic' (scikit-learn) or 'svm' (LinearSVM, in torch)
+                 C: float = 1.0,           # inverse regularisation strength
+                 max_iter: int = 2000,     # solver iterations
+                 seed: int = 0,            # random_state of the logistic solver
+                 device=None,              # the SVM's device (None: settings)
+                ) -> Pipeline:
+    "The linear probe as a scikit-learn pipeline: features standardised with the training split's statistics, then the classifier."
+    from sklearn.linear_model import LogisticRegression
+    if kind == 'logistic': clf = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
+    elif kind == 'svm': clf = LinearSVM(C=C, max_iter=max_iter, device=device)
+    else: raise ValueError(f"kind={kind!r}: expected 'logistic' or 'svm'")
+    return make_pipeline(StandardScaler(), clf)      # constant features keep scale 1
 
 def linear_probe(X_train, y_train, X_test, y_test,
                  kind: str = 'logistic',   # 'logistic' (scikit-learn) or 'svm' (LinearSVM, in torch)
@@ -327,17 +351,12 @@ def linear_probe(X_train, y_train, X_test, y_test,
                  device=None,              # the SVM's device (None: settings)
                 ) -> ProbeResult:
     "Fit a linear classifier on standardised features; accuracies and fitting time."
-    from sklearn.linear_model import LogisticRegression
     X_train, y_train = _check_xy(X_train, y_train, 'X_train')
     X_test, y_test = _check_xy(X_test, y_test, 'X_test')
-    if kind == 'logistic': clf = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
-    elif kind == 'svm': clf = LinearSVM(C=C, max_iter=max_iter, device=device)
-    else: raise ValueError(f"kind={kind!r}: expected 'logistic' or 'svm'")
-    model = _Standardized(clf)
+    model = linear_model(kind, C, max_iter, seed, device)
     t = time.perf_counter(); model.fit(X_train, y_train); fit_s = time.perf_counter() - t
     pred = model.predict(X_test)
     return ProbeResult(kind, model.score(X_train, y_train), float((pred == y_test).mean()), fit_s, pred, model)
-
 
 # %% ../nbs/02_probes.ipynb #c1ec624b
 def run_probes(X_train, y_train, X_test, y_test,
