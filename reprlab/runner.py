@@ -16,6 +16,7 @@ import math
 import os
 import re
 import secrets
+import shutil
 import subprocess
 import tempfile
 import time
@@ -510,9 +511,7 @@ def prepare_run(experiment: str, values: dict, nb_path: Path, reports_dir: Path,
                                              'started': started, 'notebook': str(nb_path), **(preset_info or {}),
                                              'digests': {'notebook': nb_digest}})
     except OSError as e:
-        if rdir.exists():
-            for p in sorted(rdir.rglob('*'), reverse=True): p.unlink(missing_ok=True) if p.is_file() else p.rmdir()
-            rdir.rmdir()
+        shutil.rmtree(rdir, ignore_errors=True)   # a half-made folder would be an orphan without its row
         if store is not None: store.delete(run_id)
         raise ReportsError(e.errno, f"the reports folder {reports_dir} cannot hold a new run ({e.strerror or e}); "
                                     f"free space or permissions, or set REPRLAB_REPORTS to another folder") from None
