@@ -11,21 +11,36 @@ Pipeline, every step local (no Quarto, no network):
    frontmatter one (Quarto takes the page title from it and drops the whole first cell; here the first cell stays
    and is the page's title) and `exec_show_docs`, which here runs the import *statements* of a cell rather than the
    whole cell (nbdev runs cells that mix imports and other code, which fails when that code uses a variable of an
-   unexecuted cell).
+   unexecuted cell). `show_doc` renders for this site (docproc.site_markdown): the signature packed into lines
+   that fit its box (which wraps the rest), the one-line docstring, and a table of the parameters from their
+   docments comments (parameter, type, default, details); a class whose constructor comes from another package
+   (a matplotlib Figure, an exception) shows its bases and its own docstring, never the other package's.
 2. **Quarto -> MyST**: Quarto cell options become myst-nb cell tags (`echo: false` -> `remove-input`,
    `output: false` -> `remove-output`, `include: false` -> `remove-cell`), Quarto callouts (`::: {.callout-note}`)
    become MyST admonitions, Pandoc attributes (`[source](url){target="_blank"}`) are dropped, heading levels are
-   made consecutive, widget outputs are reduced to their text (their JavaScript would come from a CDN), and links to
-   the hosted docs (`doc_host`) become relative links inside this site.
-3. **Sphinx** with myst-nb (stored outputs, never executed) and the furo theme, warnings as errors; MathJax from a
+   made consecutive, widget outputs are reduced to their text (their JavaScript would come from a CDN). A report
+   page leaves out the notebook's parameters cell (its defaults) and papermill's injected-parameters cell: the
+   run-info block shows the run's parameters, once.
+3. **Per-build additions** (docs/runs.py; not cached, since they depend on other files): links to the hosted docs
+   (`doc_host`) become relative links inside this site; reference reports are titled by the parameters that tell
+   them apart from the other reference runs of their experiment and carry a banner when stale (the notebook,
+   library or data changed since, by `reprlab.analysis.staleness`) or when they recorded no digests; absolute
+   paths of the machine that made a run become relative ones, and run ids and report paths links to the runs'
+   pages; each experiment page lists its reference runs; runs committed without their notebook (a sweep's points)
+   get a page from what their folder keeps; a page per declared metric that a reference run logged (its
+   leaderboard, `reprlab.analysis.metric_page` over a temporary store of the reference runs) under Metrics.
+4. **Sphinx** with myst-nb (stored outputs, never executed) and the furo theme, warnings as errors; MathJax from a
    local copy (`docs/node_modules/mathjax`, see `docs/package.json`), Sphinx's own offline search.
-4. **Offline check**: every generated HTML/CSS file is scanned; a `<script src>`, `<link href>`, `<img src>`, CSS
+5. **Offline check**: every generated HTML/CSS file is scanned; a `<script src>`, `<link href>`, `<img src>`, CSS
    `@import` or `url(...)` that points outside the site fails the build (plain `<a href>` links are fine).
 
-Step 1 is cached in `_proc/.cache` (keyed on the notebook, these scripts, nbdev's version and, for library
-notebooks, the library's code), so a rebuild after editing one notebook reprocesses that notebook only. Links
-between pages are resolved at every build, and Sphinx always rebuilds every page (`-E`, in `_proc/.build/`, then
-moved to the output folder), so that each build reports every warning.
+Step 1-2 are cached in `_proc/.cache` (keyed on the notebook, docproc.py, nbdev's version and, for library
+notebooks, the library's code), so a rebuild after editing one notebook reprocesses that notebook only. Step 3 runs
+at every build, and Sphinx always rebuilds every page (`-E`, in `_proc/.build/`, then moved to the output folder),
+so that each build reports every warning.
+
+A related check, `python docs/check_outputs.py`, fails when a library notebook that exports functions is committed
+without any output (its API page would show no example result or figure).
 
 Options: `--out DIR` (site, default `_site/`), `--proc DIR` (intermediate tree, default `_proc/`), `--workers N`,
 `--force` (ignore the cache), `--no-check` (skip the offline check).
@@ -38,6 +53,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import docproc  # docs/docproc.py, importable by name in the worker processes
+import runs     # docs/runs.py: the reference runs' titles, staleness, run and metric pages
 from docproc import _src
 
 DOCS = Path(__file__).resolve().parent
@@ -107,13 +123,24 @@ def _toctree(entries, caption=None, hidden=True, maxdepth=1):
     return '```{toctree}\n' + '\n'.join(opts) + '\n\n' + '\n'.join(entries) + '\n```\n'
 
 
-def write_generated(pages: list[dict], proc: Path):
-    "The home page's table of contents, and the index pages of the experiments and of the reference reports."
+# Titles that replace a notebook's own first heading on its page (and in the sidebar): the template's heading is the
+# placeholder that a new experiment replaces.
+TITLES = {'experiments/_template': 'Template for a new experiment'}
+
+
+def page_title(pg: dict) -> str:
+    return TITLES.get(pg['page']) or _title(pg['src'])
+
+
+def write_generated(pages: list[dict], proc: Path, site: dict):
+    """The index pages of the experiments, of the reference reports and of the metrics, the metric pages and the
+    pages of runs committed without their notebook; returns (library pages, other pages of the home page's table
+    of contents, every generated page)."""
     lib = [p for p in pages if p['kind'] == 'lib']
     exps = [p for p in pages if p['kind'] == 'experiment']
-    reps = [p for p in pages if p['kind'] in ('report', 'sweep')]
+    generated = {}
 
-    rows = '\n'.join(f"| [{_title(p['src'])}]({Path(p['page']).name}.ipynb) | {_description(p['src'])} |"
+    rows = '\n'.join(f"| [{page_title(p)}]({Path(p['page']).name}.ipynb) | {_description(p['src'])} |"
                      for p in exps if not Path(p['page']).name.startswith('_'))
     extra = [p for p in exps if Path(p['page']).name.startswith('_')]
     md = ['# Experiments', '',
@@ -124,33 +151,49 @@ def write_generated(pages: list[dict], proc: Path):
           '| experiment | what it measures |', '|---|---|', rows, '']
     if extra:
         md += ['Notebooks whose name starts with `_` are not experiments that `reprlab run` lists, but the lab uses them:', '']
-        md += [f"- [`{Path(p['src']).name}`]({Path(p['page']).name}.ipynb): {_title(p['src'])}. {_description(p['src'])}"
+        md += [f"- [`{Path(p['src']).name}`]({Path(p['page']).name}.ipynb): {page_title(p)}. {_description(p['src'])}"
                for p in extra]
         md.append('')
-    md.append(_toctree([Path(p['page']).name for p in exps]))
-    (proc/'experiments').mkdir(parents=True, exist_ok=True)
-    _write_if_changed(proc/'experiments'/'index.md', '\n'.join(md))
+    md.append(_toctree([f"{page_title(p)} <{Path(p['page']).name}>" for p in exps]))
+    generated['experiments/index'] = '\n'.join(md)
 
+    # reference reports: one row per run (with a page of its own, executed notebook or not) and per sweep summary
     md = ['# Reference reports', '',
           'The committed full-scale reference runs (`reports/reference/EXPERIMENT/RUN_ID/`, made by `make reference`), '
-          'rendered from their executed `report.ipynb` with the outputs they were committed with.', '']
-    by_exp: dict[str, list] = {}
-    for p in reps: by_exp.setdefault(p['experiment'], []).append(p)
+          'rendered from their executed `report.ipynb` with the outputs they were committed with, each titled by the '
+          'parameters that tell it apart from the other reference runs of its experiment. Runs of a sweep are committed '
+          'without their executed notebook: their pages show the parameters, metrics, hopes and dialog they kept.', '',
+          '| experiment | run | report | status |', '|---|---|---|---|']
     entries = []
-    md += ['| experiment | run | report |', '|---|---|---|']
-    for exp, ps in by_exp.items():
-        for p in ps:
+    for exp in sorted({r['experiment'] for r in site['runs']} | {p['experiment'] for p in site['sweeps']}):
+        for r in [r for r in site['runs'] if r['experiment'] == exp]:
+            rel = r['file'][len('reports/'):]
+            what = 'notebook' if r['notebook'] else f"sweep `{r['env'].get('sweep')}` point" if r['env'].get('sweep') else 'run folder'
+            md.append(f"| `{exp}` | [{site['labels'][r['page']]}]({rel}) | {what}, `{r['run']}` "
+                      f"| {runs.stale_label(site['stale'][r['page']]) or 'current'} |")
+            if r['notebook'] or not r['env'].get('sweep'): entries.append(f"{site['titles'][r['page']]} <{r['page'][len('reports/'):]}>")
+        for p in [p for p in site['sweeps'] if p['experiment'] == exp]:
             rel = p['page'][len('reports/'):]
-            label = f"sweep {p['run']}" if p['kind'] == 'sweep' else p['run']
-            md.append(f"| `{exp}` | [{label}]({rel}.ipynb) | {_title(p['src'])} |")
-            entries.append(f"{exp}: {label} <{rel}>")
+            md.append(f"| `{exp}` | [sweep {p['run']}]({rel}.ipynb) | summary of the sweep | |")
+            entries.append(f"{site['titles'][p['page']]} <{rel}>")
+    # the runs of a sweep are in the tree below their summary, not in the sidebar's list of reports
     md += ['', _toctree(entries)]
-    (proc/'reports').mkdir(parents=True, exist_ok=True)
-    _write_if_changed(proc/'reports'/'index.md', '\n'.join(md))
+    generated['reports/index'] = '\n'.join(md)
+    for r in site['runs']:
+        if r['notebook']: continue
+        sweep = r['env'].get('sweep')
+        sweep_page = f"reports/{r['experiment']}/sweeps/{sweep}/report" if sweep else None
+        generated[r['page']] = runs.run_page(r, site['titles'][r['page']], site['stale'][r['page']],
+                                             sweep_page if sweep_page in site['pages'] else None, site['exp_pages'].get(r['experiment']))
 
-    for name in ('about.md',):
-        _write_if_changed(proc/name, (DOCS/'pages'/name).read_text(encoding='utf-8'))
-    return [p['page'] for p in lib], ['experiments/index', 'reports/index', 'about']
+    metric_md, index = runs.metric_pages(site['runs'], site['run_pages'], site['exp_pages'])
+    generated['metrics/index'] = index
+    for name, text in metric_md.items(): generated[f'metrics/{name}'] = text
+    generated['about'] = (DOCS/'pages'/'about.md').read_text(encoding='utf-8')
+    for page, text in generated.items():
+        (proc/page).parent.mkdir(parents=True, exist_ok=True)
+        _write_if_changed(proc/f'{page}.md', text)
+    return [p['page'] for p in lib], ['experiments/index', 'reports/index', 'metrics/index', 'about'], set(generated)
 
 
 def _write_if_changed(path: Path, text: str):
@@ -189,10 +232,12 @@ def external_refs(site: Path) -> list[str]:
 # --------------------------------------------------------------------------------------------------------------
 
 def _key(job: dict, lib_hash: str) -> str:
+    "What a processed page depends on: its notebook, docproc.py (the worker's code), nbdev, the job, the library."
     h = hashlib.sha256()
     import nbdev
-    for part in (Path(job['src']).read_bytes(), Path(__file__).read_bytes(), Path(docproc.__file__).read_bytes(), nbdev.__version__.encode(),
-                 job['doc_url'].encode(), (lib_hash if job['kind'] in ('home', 'lib') else '').encode()):
+    for part in (Path(job['src']).read_bytes(), Path(docproc.__file__).read_bytes(), nbdev.__version__.encode(),
+                 json.dumps([job['page'], job['kind'], job['doc_url']]).encode(),
+                 (lib_hash if job['kind'] in ('home', 'lib') else '').encode()):
         h.update(hashlib.sha256(part).digest())
     return h.hexdigest()
 
@@ -241,19 +286,99 @@ def process(pages: list[dict], proc: Path, workers: int, force: bool) -> float:
     return time.time() - t0
 
 
+def site_info(pages: list[dict]) -> dict:
+    "What the pages say about the reference runs: titles, staleness, the page of each run id and experiment."
+    refs = runs.reference_runs()
+    labels = runs.run_labels(refs)
+    titles = {r['page']: runs.run_title(r, labels[r['page']]) for r in refs}
+    sweeps = [p for p in pages if p['kind'] == 'sweep']
+    titles.update({p['page']: f"{p['experiment']} — sweep {p['run']}" for p in sweeps})
+    cache: dict = {}
+    stale = {r['page']: runs.staleness_of(r, cache) for r in refs}
+    return dict(runs=refs, labels=labels, titles=titles, stale=stale, sweeps=sweeps,
+                pages={p['page'] for p in pages} | {r['page'] for r in refs},
+                run_pages={r['run']: r['file'] for r in refs},
+                exp_pages={Path(p['page']).name: p['page'] for p in pages if p['kind'] == 'experiment'})
+
+
+def _md(source: str) -> dict: return {'cell_type': 'markdown', 'metadata': {}, 'source': source}
+
+
+def _retitle(nb: dict, title: str, below: list[str]):
+    "Replace the page's first heading by `title`, with the paragraphs `below` right under it."
+    for i, c in enumerate(nb['cells']):
+        if c['cell_type'] != 'markdown': continue
+        src = docproc._src(c['source'])
+        m = re.search(r'^#\s+.*$', src, re.M)
+        if not m: continue
+        rest = (src[:m.start()] + src[m.end():]).strip('\n')
+        nb['cells'][i:i + 1] = [_md('\n\n'.join([f'# {title}', *[b for b in below if b]]))] + ([_md(rest)] if rest.strip() else [])
+        return
+    nb['cells'].insert(0, _md('\n\n'.join([f'# {title}', *[b for b in below if b]])))
+
+
+def decorate(nb: dict, pg: dict, site: dict):
+    """Per-build additions to a page: a report's title, header and staleness banner, relative paths and links to
+    the runs; a sweep summary's runs; an experiment's reference runs."""
+    page, up = pg['page'], '../'*pg['page'].count('/')
+    exp = pg.get('experiment') or Path(page).name
+    exp_link = f"[`{exp}`]({up}{site['exp_pages'][exp]}.ipynb)" if exp in site['exp_pages'] else f'`{exp}`'
+    if pg['kind'] in ('report', 'sweep'):
+        folder = pg['src'].parent.relative_to(ROOT).as_posix()
+        run = next((r for r in site['runs'] if r['page'] == page), None)
+        if pg['kind'] == 'report':
+            header = (f"Reference run `{pg['run']}` of the experiment {exp_link} (*{_title(pg['src'])}*), committed in "
+                      f"`{folder}/` with its metrics and figures; its parameters are in the run-info block below.")
+            banner = runs.stale_banner(run, site['stale'][page]) if run else ''
+        else:
+            header = (f"Summary of the sweep `{pg['run']}` of the experiment {exp_link}, committed in `{folder}/`.")
+            banner = ''
+        _retitle(nb, site['titles'].get(page, _title(pg['src'])), [header, banner])
+        runs.relative_paths(nb, page, site['run_pages'])
+        if pg['kind'] == 'sweep':
+            points = [r for r in site['runs'] if r['experiment'] == exp and r['env'].get('sweep') == pg['run']]
+            if points:
+                items = [f"- [{site['labels'][r['page']].removeprefix(pg['run'] + ': ')}]({up}{r['file']})" +
+                         (f" ({runs.stale_label(site['stale'][r['page']])})" if site['stale'][r['page']] else '') for r in points]
+                nb['cells'].append(_md('\n'.join(['## Runs of the sweep', '', *items])))
+    elif pg['kind'] == 'experiment':
+        if page in TITLES: _retitle(nb, TITLES[page], [f"The notebook `{pg['src'].relative_to(ROOT).as_posix()}`; its first "
+                                                       f"heading, *{_title(pg['src'])}*, is the placeholder a new experiment replaces."])
+        if exp.startswith('_'): return
+        refs = [r for r in site['runs'] if r['experiment'] == exp and (r['notebook'] or not r['env'].get('sweep'))]
+        sweeps = [p for p in site['sweeps'] if p['experiment'] == exp]
+        if refs or sweeps:
+            lines = ['## Reference runs', '',
+                     f'The committed reference runs of this experiment (`reports/reference/{exp}/`), with their outputs:', '']
+            for r in refs:
+                label = runs.stale_label(site['stale'][r['page']])
+                lines.append(f"- [{site['titles'][r['page']]}]({up}{r['file']}): run `{r['run']}`"
+                             f"{', ' + r['env']['started'][:10] if r['env'].get('started') else ''}" + (f' ({label})' if label else ''))
+            lines += [f"- [sweep `{p['run']}`]({up}{p['page']}.ipynb): its summary and its runs" for p in sweeps]
+        else:
+            lines = ['## Reference runs', '', f'No reference run of this experiment is committed; `reprlab run {exp}` makes a run '
+                     f'in `reports/{exp}/`.']
+        first = next((i for i, c in enumerate(nb['cells']) if c['cell_type'] == 'markdown'), -1)
+        nb['cells'].insert(first + 1, _md('\n'.join(lines)))
+
+
 def write_pages(pages: list[dict], proc: Path):
-    """The Sphinx source tree: every processed page with its links resolved, the report figures, the generated
-    pages and the home page's table of contents; files of pages that no longer exist are removed."""
+    """The Sphinx source tree: every processed page with its links resolved and its per-build additions, the report
+    figures, the generated pages and the home page's table of contents; files of pages that no longer exist are
+    removed."""
     doc_url = _doc_url()
     nbs = {pg['page']: json.loads(pg['cached'].read_text(encoding='utf-8')) for pg in pages}
     slugs = {page: docproc.page_slugs(nb) for page, nb in nbs.items()}
     keep = set()
-    lib_pages, other = write_generated(pages, proc)
+    site = site_info(pages)
+    lib_pages, other, generated = write_generated(pages, proc, site)
     for pg in pages:
         nb = docproc.link_pages(nbs[pg['page']], pg['page'], doc_url, slugs)
+        decorate(nb, pg, site)
         if pg['kind'] == 'home':
             toc = _toctree(lib_pages, caption='Library') + '\n' + _toctree(other, caption='Lab')
             nb['cells'].append({'cell_type': 'markdown', 'id': 'site-toc', 'metadata': {}, 'source': toc})
+        for i, c in enumerate(nb['cells']): c['id'] = f'cell-{i}'
         dst = proc/f"{pg['page']}.ipynb"
         dst.parent.mkdir(parents=True, exist_ok=True)
         _write_if_changed(dst, json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
@@ -264,7 +389,7 @@ def write_pages(pages: list[dict], proc: Path):
             for f in figs.iterdir():
                 if f.is_file(): keep.add(dst.parent/'figures'/f.name)
             shutil.copytree(figs, dst.parent/'figures', dirs_exist_ok=True)
-    keep |= {proc/f'{p}.md' for p in other}
+    keep |= {proc/f'{p}.md' for p in generated}
     for f in list(proc.rglob('*')):
         rel = f.relative_to(proc).parts
         if f.is_file() and f not in keep and rel[0] not in ('.cache', '.build', '.static'): f.unlink()

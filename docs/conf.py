@@ -33,6 +33,8 @@ myst_heading_anchors = 6
 mathjax_path = 'mathjax/tex-chtml.js'
 html_static_path = [str(PROC/'.static'), 'static']
 html_css_files = ['reprlab-docs.css']
+# a favicon of the site's own (else browsers ask every page's server for /favicon.ico, a failed request)
+html_favicon = 'static/favicon.svg'
 html_theme = 'furo'
 html_title = f'reprlab {release}'.strip()
 html_last_updated_fmt = None
@@ -40,3 +42,14 @@ html_show_sourcelink = False
 html_copy_source = False
 templates_path = []
 pygments_style = 'default'
+
+
+def _math_on_report_pages(app, pagename, templatename, context, doctree):
+    """Reference report pages always load the local MathJax (Sphinx adds it only to pages whose source has math):
+    a run's dialog may bring math in any run, and every report page renders it offline the same way."""
+    if pagename.startswith('reports/'): context['has_maths_elements'] = True
+
+
+def setup(app):
+    # before sphinx.ext.mathjax's own handler (priority 500), which reads has_maths_elements
+    app.connect('html-page-context', _math_on_report_pages, priority=400)

@@ -52,8 +52,163 @@ def _filter_class():
     return DocsFilter
 
 
+# --------------------------------------------------------------------------------------------------------------
+# show_doc as this site renders it: the signature packed into lines that fit (the box wraps the rest), the
+# docstring, and a table of the parameters from their docments comments (as nbdev's show_doc gave before 3.x:
+# parameter, type, default, details). A class whose constructor comes from another package (a matplotlib Figure,
+# an exception) shows its own bases and docstring only, never the other package's parameters and docstrings.
+
+SIG_WIDTH = 76   # characters per line of a rendered signature (about what the box shows at furo's widest)
+
+
+def _is_own(obj) -> bool:
+    "Whether `obj` is defined by the documented project: in reprlab, or in the notebook (show_doc's kernel)."
+    mod = getattr(obj, '__module__', None) or '__main__'
+    return mod == '__main__' or mod == 'reprlab' or mod.startswith('reprlab.')
+
+
+def _class_name(cls) -> str:
+    "A class as a signature names it: reprlab's and builtins by name, others with their module."
+    return cls.__qualname__ if _is_own(cls) or cls.__module__ == 'builtins' else f'{cls.__module__}.{cls.__qualname__}'
+
+
+def _init_owner(cls):
+    "The class in `cls`'s MRO whose `__init__` (or `__new__`) builds its instances; None for a dataclass's own."
+    import dataclasses
+    if dataclasses.is_dataclass(cls) and '__init__' in cls.__dict__: return None
+    for c in cls.__mro__:
+        if '__init__' in c.__dict__ or ('__new__' in c.__dict__ and c is not object): return c
+    return object
+
+
+def _cell(text) -> str:
+    "Text for a Markdown table cell: one line, pipes escaped."
+    return ' '.join(str(text).split()).replace('|', r'\|')
+
+
+def _code(text) -> str:
+    "Inline code for a table cell (a value with backticks gets a longer fence)."
+    text = ' '.join(str(text).split())
+    fence = '``' if '`' in text else '`'
+    pad = ' ' if text.startswith('`') or text.endswith('`') else ''
+    return f'{fence}{pad}{text}{pad}{fence}'.replace('|', r'\|')
+
+
+def _escape_stars(text: str) -> str:
+    "`*` outside code spans escaped, so that a docstring's `(rows*H, cols*W)` stays text inside the italics."
+    parts = re.split(r'(`+[^`]*`+)', text)
+    return ''.join(p if i % 2 else p.replace('*', r'\*') for i, p in enumerate(parts))
+
+
+def _pack(head: str, parts: list[str], tail: str, width: int = SIG_WIDTH) -> str:
+    "`head(p1, p2, ...)tail` on one line when it fits, else one argument line after another, packed to `width`."
+    one = f"{head}({', '.join(parts)}){tail}"
+    if len(one) <= width or not parts: return one
+    lines, cur = [], ''
+    for p in parts:
+        item = p + ','
+        if cur and len(cur) + 1 + len(item) > width - 4: lines.append(cur); cur = item
+        else: cur = f'{cur} {item}' if cur else item
+    lines.append(cur.rstrip(','))
+    return f"{head}(\n" + '\n'.join('    ' + l for l in lines) + f"\n){tail}"
+
+
+def site_markdown(sym, nm: str, fn: str, title_level: int = 3) -> str:
+    "The show_doc Markdown of `sym` for this site (see above); `nm` its displayed name, `fn` its full name."
+    import inspect
+    from fastcore.docments import docments, _type_str, _fmt_default
+    from nbdev.doclinks import NbdevLookup
+    empty = inspect.Parameter.empty
+    md = '---\n\n'
+    try: src = NbdevLookup().code(fn)
+    except Exception: src = None
+    if src: md += f'[source]({src})\n\n'
+    md += f"{'#'*title_level} {nm}\n\n"
+
+    is_class = inspect.isclass(sym)
+    foreign = None                      # the other package's class whose constructor `sym` inherits
+    if is_class:
+        owner = _init_owner(sym)
+        if owner is not None and not _is_own(owner): foreign = owner
+        doc = sym.__dict__.get('__doc__') or ''
+        if not doc and owner is not None and owner is not object and _is_own(owner):
+            doc = inspect.getdoc(owner.__init__) or ''
+    else:
+        doc = (getattr(sym, '__doc__', None) or '') if _is_own(sym) or not callable(sym) else ''
+        if not callable(sym): doc = ''
+    doc = inspect.cleandoc(doc) if doc else ''
+
+    rows, has_docment = [], False
+    if not callable(sym):
+        r = repr(sym)
+        md += f"```python\n{nm} = {r if len(r) <= 200 else r[:200] + '...'}\n```\n\n"
+    elif foreign is not None:
+        bases = ', '.join(_class_name(b) for b in sym.__bases__)
+        md += f"```python\nclass {nm}({bases})\n```\n\n"
+    else:
+        try: dm = docments(sym, full=True, args_kwargs=True)   # (without args_kwargs a `**kw` comment goes to the return)
+        except Exception: dm = {}
+        parts, star, prev = [], False, None
+        for k, v in dm.items():
+            if k in ('return', 'self'): continue
+            kind = v.get('kind')
+            if prev == inspect.Parameter.POSITIONAL_ONLY and kind != prev: parts.append('/')
+            if kind == inspect.Parameter.KEYWORD_ONLY and not star: parts.append('*'); star = True
+            if kind == inspect.Parameter.VAR_POSITIONAL: star = True
+            pre = '*' if kind == inspect.Parameter.VAR_POSITIONAL else '**' if kind == inspect.Parameter.VAR_KEYWORD else ''
+            anno = v.get('anno', empty)
+            # docments gives an unannotated parameter the type of its default: not for None
+            anno = '' if anno in (empty, None) or (anno is type(None) and v.get('default') is None) else _type_str(anno)
+            default = _fmt_default(v['default']) if v.get('default', empty) is not empty else ''
+            parts.append(pre + k + (f':{anno}' if anno else '') + (f'={default}' if default else ''))
+            rows.append((pre + k, anno, default, v.get('docment') or ''))
+            has_docment |= bool(v.get('docment'))
+            prev = kind
+        if prev == inspect.Parameter.POSITIONAL_ONLY: parts.append('/')
+        ret = dm.get('return') or {}
+        ret_anno = ret.get('anno', empty)
+        ret_anno = _type_str(ret_anno) if not is_class and ret_anno not in (empty, None, 'None') else ''
+        if ret.get('docment') and not is_class: has_docment = True
+        prefix = 'async def ' if inspect.iscoroutinefunction(sym) else '' if is_class else 'def '
+        if not dm: sig = f'{prefix}{nm}(...)'
+        else: sig = _pack(f'{prefix}{nm}', parts, f'->{ret_anno}' if ret_anno else '')
+        md += f"```python\n{sig}\n```\n\n"
+    if doc:
+        first, _, rest = doc.partition('\n')
+        md += f"*{_escape_stars(first.strip())}*" + (f"\n{rest}" if rest.strip() else '') + '\n\n'
+    if foreign is not None:
+        md += f"Constructed with the arguments of `{_class_name(foreign)}` (documented there).\n\n"
+    if rows and has_docment:
+        cols = [i for i in (1, 2) if any(r[i] for r in rows)]   # type and default, when any parameter has one
+        head = ['parameter'] + [('type', 'default')[i - 1] for i in cols] + ['details']
+        md += '| ' + ' | '.join(head) + ' |\n|' + '---|'*len(head) + '\n'
+        for r in rows:
+            md += '| ' + ' | '.join([_code(r[0])] + [_code(r[i]) if r[i] else '' for i in cols] + [_cell(r[3])]) + ' |\n'
+        ret = dm.get('return') or {}
+        if not is_class and (ret.get('docment') or ret_anno):
+            md += '| ' + ' | '.join(['**returns**'] + [(_code(ret_anno) if ret_anno else '') if i == 1 else '' for i in cols]
+                                     + [_cell(ret.get('docment') or '')]) + ' |\n'
+    return md.rstrip('\n') + '\n'
+
+
+def _site_renderer():
+    "A renderer class for nbdev's `show_doc` that produces `site_markdown`."
+    from nbdev.showdoc import BasicMarkdownRenderer
+
+    class SiteRenderer(BasicMarkdownRenderer):
+        _reprlab_site = True
+        def _repr_markdown_(self): return site_markdown(self.sym, self.nm, self.fn, self.title_level)
+
+    return SiteRenderer
+
+
 def _nbdev_process(src: Path) -> dict:
     from fastcore.nbio import read_nb, nb2str
+    import nbdev.showdoc
+    # show_doc looks its default renderer up in its module at each call: every show_doc in this process renders for
+    # the site (the processors' kernel runs in this process)
+    if not getattr(nbdev.showdoc.BasicMarkdownRenderer, '_reprlab_site', False):
+        nbdev.showdoc.BasicMarkdownRenderer = _site_renderer()
     nb = read_nb(src)
     nb.path_ = str(src)
     os.environ['IN_TEST'] = '1'  # as nbdev's own docs driver (serve_drv) does
@@ -193,7 +348,7 @@ def to_myst(nb: dict, job: dict):
             if not cell.get('attachments'): cell.pop('attachments', None)
             cells.append(cell); continue
         opts, source = _cell_options(_src(cell['source']))
-        tags = [t for t in cell['metadata'].get('tags', []) if t not in ('parameters', 'injected-parameters')]
+        tags = list(cell['metadata'].get('tags', []))
         tags += [t for (k, v), t in _TAGS.items() if opts.get(k) == v and t not in tags]
         cell['metadata'] = {'tags': tags} if tags else {}
         cell['source'] = source.strip('\n')
@@ -220,27 +375,30 @@ def to_myst(nb: dict, job: dict):
             continue
         cells.append(cell)
     nb['cells'] = cells
-    if job['kind'] in ('report', 'sweep'): _report_header(nb, job)
+    if job['kind'] in ('report', 'sweep'): _drop_parameter_cells(nb)
+    for c in nb['cells']:   # papermill's tags mean nothing to myst-nb
+        tags = [t for t in c.get('metadata', {}).get('tags', []) if t not in ('parameters', 'injected-parameters')]
+        if tags: c['metadata']['tags'] = tags
+        else: c.get('metadata', {}).pop('tags', None)
     for i, c in enumerate(nb['cells']): c['id'] = f'cell-{i}'
     nb['nbformat'], nb['nbformat_minor'] = 4, 5
 
 
-def _report_header(nb: dict, job: dict):
-    "A paragraph under a reference report's title: which run, where its files are, its parameters."
-    up = '../'*job['page'].count('/')
-    folder = Path(job['src']).parent
-    exp = job['experiment']
-    exp_link = f'[`{exp}`]({up}experiments/{exp}.ipynb)' if (NBS/'experiments'/f'{exp}.ipynb').exists() else f'`{exp}`'
-    what = 'Summary of the sweep' if job['kind'] == 'sweep' else 'Reference run'
-    text = (f"{what} `{job['run']}` of the experiment {exp_link}, committed in `{folder.relative_to(ROOT).as_posix()}/` "
-            f"with its metrics and figures.")
-    params = folder/'params.json'
-    if params.exists() and job['kind'] == 'report':
-        try: p = json.loads(params.read_text())
-        except ValueError: p = {}
-        if p: text += ' Parameters: ' + ', '.join(f'`{k}={v}`' for k, v in p.items()) + '.'
-    first_md = next((i for i, c in enumerate(nb['cells']) if c['cell_type'] == 'markdown'), -1)
-    nb['cells'].insert(first_md + 1, {'cell_type': 'markdown', 'metadata': {}, 'source': text})
+def _drop_parameter_cells(nb: dict):
+    """A report's parameters cell (the notebook's defaults) and papermill's injected-parameters cell are left out:
+    the run-info block shows the run's parameters, once. A markdown cell that is only a heading right before them
+    (`## Parameters`) goes with them."""
+    cells, out = nb['cells'], []
+    for i, c in enumerate(cells):
+        tags = set(c.get('metadata', {}).get('tags', []))
+        if c['cell_type'] == 'code' and tags & {'parameters', 'injected-parameters'}: continue
+        if c['cell_type'] == 'markdown' and re.fullmatch(r'\s*#{1,6}\s+[^\n]*\s*', _src(c['source'])):
+            nxt = next((d for d in cells[i + 1:] if d['cell_type'] != 'markdown' or _src(d['source']).strip()), None)
+            if nxt is not None and nxt['cell_type'] == 'code' and \
+                    set(nxt.get('metadata', {}).get('tags', [])) & {'parameters', 'injected-parameters'}: continue
+        out.append(c)
+    nb['cells'] = out
+
 
 # --------------------------------------------------------------------------------------------------------------
 # Links between pages (main process, every build).
