@@ -49,6 +49,11 @@ def site(tmp_path_factory):
         subprocess.run([npm, 'ci', '--prefix', str(DOCS), '--no-audit', '--no-fund'], check=True, cwd=ROOT)
     tmp = tmp_path_factory.mktemp('docs')
     out = tmp/'site'
+    cache = ROOT/'_proc'/'.cache'/'pages'
+    if cache.is_dir():
+        # the notebooks that `make docs` processed already, each entry keyed on everything it depends on: a page
+        # whose notebook, docproc.py, nbdev or the library changed since is processed again
+        shutil.copytree(cache, tmp/'proc'/'.cache'/'pages')
     r = subprocess.run([sys.executable, str(DOCS/'build.py'), '--out', str(out), '--proc', str(tmp/'proc')],
                        cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, f'docs build failed:\n{r.stdout[-5000:]}\n{r.stderr[-10000:]}'
