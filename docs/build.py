@@ -157,26 +157,29 @@ def write_generated(pages: list[dict], proc: Path, site: dict):
     md.append(_toctree([f"{page_title(p)} <{Path(p['page']).name}>" for p in exps]))
     generated['experiments/index'] = '\n'.join(md)
 
-    # reference reports: one row per run (with a page of its own, executed notebook or not) and per sweep summary
+    # reference reports: a section per experiment, its runs (each with a page, executed notebook or not) and sweeps
     md = ['# Reference reports', '',
           'The committed full-scale reference runs (`reports/reference/EXPERIMENT/RUN_ID/`, made by `make reference`), '
           'rendered from their executed `report.ipynb` with the outputs they were committed with, each titled by the '
-          'parameters that tell it apart from the other reference runs of its experiment. Runs of a sweep are committed '
-          'without their executed notebook: their pages show the parameters, metrics, hopes and dialog they kept.', '',
-          '| experiment | run | report | status |', '|---|---|---|---|']
+          'parameters that tell it apart from the other reference runs of its experiment. The runs of a sweep are '
+          'committed without their executed notebook: their pages show the parameters, metrics, hopes and dialog they '
+          'kept. A run is *stale* when its notebook, the library code it imported or its data changed since it ran.', '']
     entries = []
     for exp in sorted({r['experiment'] for r in site['runs']} | {p['experiment'] for p in site['sweeps']}):
+        md += [f'## {exp}', '']
         for r in [r for r in site['runs'] if r['experiment'] == exp]:
-            rel = r['file'][len('reports/'):]
-            what = 'notebook' if r['notebook'] else f"sweep `{r['env'].get('sweep')}` point" if r['env'].get('sweep') else 'run folder'
-            md.append(f"| `{exp}` | [{site['labels'][r['page']]}]({rel}) | {what}, `{r['run']}` "
-                      f"| {runs.stale_label(site['stale'][r['page']]) or 'current'} |")
-            if r['notebook'] or not r['env'].get('sweep'): entries.append(f"{site['titles'][r['page']]} <{r['page'][len('reports/'):]}>")
+            sweep = r['env'].get('sweep')
+            what = f"a point of sweep `{sweep}`" if sweep else 'executed notebook' if r['notebook'] else 'run folder'
+            status = runs.stale_label(site['stale'][r['page']]) or 'current'
+            md.append(f"- [{site['labels'][r['page']]}]({r['file'][len('reports/'):]}): run `{r['run']}`, "
+                      f"{r['env'].get('started', '')[:10]}, {what}; {status}")
+            if r['notebook'] or not sweep: entries.append(f"{site['titles'][r['page']]} <{r['page'][len('reports/'):]}>")
         for p in [p for p in site['sweeps'] if p['experiment'] == exp]:
             rel = p['page'][len('reports/'):]
-            md.append(f"| `{exp}` | [sweep {p['run']}]({rel}.ipynb) | summary of the sweep | |")
+            md.append(f"- [sweep `{p['run']}`]({rel}.ipynb): the summary of the sweep, with its runs")
             entries.append(f"{site['titles'][p['page']]} <{rel}>")
-    # the runs of a sweep are in the tree below their summary, not in the sidebar's list of reports
+        md += [f'\nThe experiment: [`{exp}`](../{site["exp_pages"][exp]}.ipynb).' if exp in site['exp_pages'] else '', '']
+    # the points of a sweep are listed on the sweep's summary, not in the sidebar's list of reports
     md += ['', _toctree(entries)]
     generated['reports/index'] = '\n'.join(md)
     for r in site['runs']:

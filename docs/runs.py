@@ -210,8 +210,8 @@ def run_page(run: dict, title: str, changes: list[str], sweep_page: str | None, 
     folder = run['folder'].relative_to(ROOT).as_posix()
     md = [ORPHAN + f'# {title}' if sweep else f'# {title}', '',
           f"Reference run `{run['run']}` {of}of the experiment {exp_link}. Its executed notebook and HTML report are not "
-          f"committed (to keep the repository small): this page shows what its folder `{folder}/` keeps. "
-          f"{_regenerate(exp)}", '']
+          f"committed (to keep the repository small): this page shows what its folder `{folder}/` keeps."
+          + ('' if changes else f' {_regenerate(exp)}'), '']   # (the banner says it otherwise)
     banner = stale_banner(run, changes)
     if banner: md += [banner]
     commit = env.get('commit')
