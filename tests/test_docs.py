@@ -536,3 +536,27 @@ def test_check_outputs_flags_unexecuted_notebooks(tmp_path):
     assert r.returncode == 1 and '01_bare.ipynb' in r.stderr and '02_ran.ipynb' not in r.stderr, r.stderr
     r = subprocess.run([sys.executable, str(script), str(ran)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_paths_and_banners_of_runs():
+    "docs/runs.py on made-up values: paths of another machine become relative links; what a banner says."
+    runs = _build_module().runs
+    rid = '20260101-000000-abcdef'
+    nb = {'cells': [{'cell_type': 'markdown', 'source': 'see `/home/x/lab/reports/reference/exp/%s/report.html`' % rid},
+                    {'cell_type': 'code', 'source': '', 'outputs': [
+                        {'output_type': 'display_data', 'data': {
+                            'text/markdown': 'store /srv/a/reports/reference/.store.sqlite',
+                            'text/html': '<table><tr><td>%s</td><td>20260101-000000-000000</td></tr></table>' % rid}}]}]}
+    runs.relative_paths(nb, 'reports/exp/sweeps/s/report', {rid: f'reports/exp/{rid}/report.md'})
+    assert nb['cells'][0]['source'] == f'see [`reports/reference/exp/{rid}/report.html`](../../../../reports/exp/{rid}/report.md)'
+    out = nb['cells'][1]['outputs'][0]['data']
+    assert out['text/markdown'] == 'store reports/reference/.store.sqlite'
+    assert f'<td><a href="../../../../reports/exp/{rid}/report.html">{rid}</a></td>' in out['text/html']
+    assert '<td>20260101-000000-000000</td>' in out['text/html']   # a run without a page stays text
+    run = {'experiment': 'no_such_experiment'}
+    assert runs.stale_banner(run, []) == ''
+    assert 'Digests not recorded' in runs.stale_banner(run, ['unknown'])
+    b = runs.stale_banner(run, ['notebook', 'library (probes)'])
+    assert 'Stale report' in b and 'notebook, library (probes) changed' in b and 'stale-banner' in b
+    md = f'| 1 | e | 1 | 0.5 | - | [{rid}](reprlab-docs:no-report) |\n| 2 | e | 1 | 0.4 | - | {rid} |\n'
+    assert runs._link_runs(md, {rid: f'reports/exp/{rid}/report.md'}, '../').count(f'[{rid}](../reports/exp/{rid}/report.md)') == 2
