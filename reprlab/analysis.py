@@ -310,6 +310,12 @@ def compare(ids: list[str], store: Store | None = None) -> Comparison:
     return Comparison(resolve_items(store or Store(), ids))
 
 # %% ../nbs/16_analysis.ipynb #f9f304ec
+def _differing(g: pd.DataFrame, i: int) -> str:
+    "Row i's parameters that differ between the configurations of its experiment (what tells it apart)."
+    same = g[g['experiment'] == g['experiment'].iloc[i]]
+    keys = [k for k in g.attrs['params'] if k in g and same[k].notna().any() and same[k].astype(str).nunique() > 1]
+    return ', '.join(f'{k}={_fmt(g[k].iloc[i])}' for k in keys if pd.notna(g[k].iloc[i]))
+
 def leaderboard(metric: str,                 # a logged metric name
                 store: Store | None = None,  # default: the settings' store
                 better: str | None = None,   # 'higher' or 'lower'; default: from the declarations
@@ -331,8 +337,7 @@ def leaderboard(metric: str,                 # a logged metric name
     out = pd.DataFrame({'rank': range(1, len(g) + 1), 'experiment': g['experiment'], 'config': g['config'], 'n': g['n'],
                         'mean': g[metric], 'std': g[f'{metric}.std'], 'ci95': g[f'{metric}.ci95'], 'best_run': best,
                         'report': [by_id.loc[b, 'report'] for b in best],
-                        'parameters': [', '.join(f'{k}={_fmt(v)}' for k, v in _params(by_id.loc[b], attrs['params']).items())
-                                       for b in best]})
+                        'parameters': [_differing(g, i) for i in range(len(g))]})
     out.attrs = {'metric': metric, 'better': better}
     return out.head(top) if top else out
 
@@ -347,6 +352,6 @@ def metric_page(metric: str, store: Store | None = None, link=lambda report: rep
     lines += ['', '| rank | experiment | n | mean ± std | parameters | best run |', '|---|---|---|---|---|---|']
     for _, r in lb.iterrows():
         spread = f" ± {r['std']:.3g}" if pd.notna(r['std']) else ''
-        run = f"[{r['best_run']}]({link(r['report'])})" if r['report'] else r['best_run']
+        run = f"[{r['best_run']}]({link(r['report'])})" if isinstance(r['report'], str) else r['best_run']
         lines.append(f"| {r['rank']} | {r['experiment']} | {r['n']} | {r['mean']:.4g}{spread} | {r['parameters'] or '-'} | {run} |")
     return '\n'.join(lines) + '\n'
