@@ -37,7 +37,7 @@ def temperature(p_same: float, n_patterns: int) -> float:
     "T = -log2(P_same), with P_same floored at 1/n_patterns (the measurement's resolution)."
     if not 0 <= p_same <= 1: raise ValueError(f"P_same = {p_same}: expected a share in [0, 1]")
     if n_patterns < 1: raise ValueError(f"n_patterns = {n_patterns}: expected at least one pattern")
-    return -math.log2(max(p_same, 1.0 / n_patterns))
+    return math.log2(1.0 / max(p_same, 1.0 / n_patterns))          # not -log2: no -0.0 for P_same = 1
 
 MAPPINGS = {'exp2': 2.0, 'exp': math.e}   # mapping -> base b of P = 1 - b^(-T)
 

@@ -148,18 +148,30 @@ def test_the_held_target_is_approached_geometrically():
 
 
 @pytest.mark.parametrize('variant', ['static', 'dynamic'])
-@pytest.mark.parametrize('every', [1, 3, 10])
+@pytest.mark.parametrize('every', [1, 10])
 @pytest.mark.parametrize('meta_lr', [0.05, 50.0])
 def test_no_variant_overshoots_an_exact_model(variant, every, meta_lr):
     mu, sigma = math.log(0.2), 1.5
     for T0 in (0.2, 1.0, 3.0):
         lr_star = math.exp(mu + sigma * math.sqrt(2) * erfinv(2 * (1 - 2 ** -T0) - 1))   # where the layer is at T0
         for lr0 in (lr_star / 300, lr_star / 3, lr_star * 3, lr_star * 300):
-            lrs, _ = _simulate(lr0, 200, {'x': (mu, sigma)}, total_steps=10**12, sigma=sigma, t0=T0, every=every,
+            lrs, _ = _simulate(lr0, 150, {'x': (mu, sigma)}, total_steps=10**12, sigma=sigma, t0=T0, every=every,
                                warmup=1, variant=variant, meta_lr=meta_lr, lr_max=1e6)
             side = np.sign(lr0 - lr_star)
             assert np.all((lrs / lr_star - 1) * side >= -1e-8), (T0, lr0, lrs[(lrs / lr_star - 1) * side < -1e-8][:3])
             if variant == 'static': assert abs(lrs[-1] / lr_star - 1) < 1e-3, (T0, lr0, lrs[-1], lr_star)
+
+
+def test_the_study_mapping_steers_to_the_same_temperature():
+    # 'exp' feeds the erf model 1 - e^-T instead of the P_change it was fitted to: the step is no longer exact (it can
+    # pass the target, see the notebook), but the fixed point, where the layer is at T0 bits, is the same
+    mu, sigma = math.log(0.2), 1.5
+    for T0 in (0.5, 2.0):
+        lr_star = math.exp(mu + sigma * math.sqrt(2) * erfinv(2 * (1 - 2 ** -T0) - 1))
+        for lr0 in (lr_star / 30, lr_star * 30):
+            lrs, sched = _simulate(lr0, 400, {'x': (mu, sigma)}, total_steps=10**12, sigma=sigma, t0=T0, every=10, warmup=1,
+                                   mapping='exp', average='temperature')
+            assert abs(lrs[-1] / lr_star - 1) < 1e-3 and abs(sched.temperature_now_ - T0) < 1e-3, (T0, lr0, lrs[-1], lr_star)
 
 
 def test_actcoolr_trains_in_a_plain_loop_and_resumes_from_a_checkpoint(tmp_path):
