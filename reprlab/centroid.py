@@ -7,21 +7,24 @@ Docs: https://reprlab.github.io/reprlab/centroid.html.md"""
 # %% ../nbs/13_centroid.ipynb #87dde07b
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from sklearn.metrics import f1_score
 from torch import nn
 from .config import tqdm
 
 from .config import get_device
+from .report import check_finite
 from .track import Tracker, activation_norm
 
 # %% auto #0
-__all__ = ['cosine_distance', 'class_means', 'centroid_loss', 'parse_layers', 'mlp', 'CentroidNet', 'CCENet', 'embed_2d',
-           'plot_latent']
+__all__ = ['cosine_distance', 'class_means', 'centroid_loss', 'parse_layers', 'mlp', 'weighted_f1', 'CentroidNet', 'CCENet',
+           'embed_2d', 'plot_latent']
 
 # %% ../nbs/13_centroid.ipynb #362a2425
 def cosine_distance(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
@@ -72,13 +75,17 @@ def mlp(n_features: int, layers, slope: float = 0.1) -> nn.Sequential:
     return nn.Sequential(*mods)
 
 # %% ../nbs/13_centroid.ipynb #18041bb8
+def weighted_f1(y_true, y_pred, n_classes: int) -> float:
+    "F1 of each class 0..n_classes-1 averaged with the class frequencies of y_true as weights (scikit-learn's 'weighted')."
+    return float(f1_score(np.asarray(y_true), np.asarray(y_pred), labels=np.arange(n_classes), average='weighted', zero_division=0))
+
 class _LatentNet:
     "Shared training loop of CentroidNet and CCENet."
     def __init__(self, n_features: int, n_classes: int,
                  layers='2048,128,4096',      # hidden layer sizes; h is the last one
                  slope: float = 0.1,          # LeakyReLU negative slope
                  lr: float = 1e-3,            # Adam learning rate
-                 batch_size: int = 100,
+                 batch_size: int = 100,       # samples per step; the training split's size gives full-batch training
                  weight_decay: float = 0.0,   # Adam weight decay
                  device=None,                 # None: settings (CUDA when present)
                  seed: int = 0):
@@ -104,6 +111,10 @@ class _LatentNet:
         X = self._tensor(X); self.model.eval()
         return torch.cat([self.body(X[i:i + batch]) for i in range(0, len(X), batch)]) if len(X) else X.new_zeros((0, self.layers[-1]))
 
+    def predict(self, X) -> np.ndarray:
+        "Class indices predicted for X."
+        return self._predict_h(self.transform(X))
+
     def score(self, X, y) -> float:
         "Accuracy of predict on (X, y)."
         return float((self.predict(X) == np.asarray(y)).mean())
@@ -112,40 +123,53 @@ class _LatentNet:
             epochs: int = 10,
             eval_sets: dict | None = None,    # name -> (X, y), e.g. {'val': ..., 'test': ...}, scored every epoch
             progress: bool = True,            # a tqdm bar over epochs
-            callback=None):                   # called as callback(self, epoch) after each epoch (e.g. a LivePlot)
-        "Train for `epochs` more epochs, tracking one row per epoch."
+            callback=None,                    # called as callback(self, epoch) after each epoch (e.g. a LivePlot)
+            keep_best: bool = False):         # end with the weights of the epoch with the best validation weighted F1
+        "Train for `epochs` more epochs, tracking one row per epoch; raises DivergedError on non-finite or huge numbers."
         Xt, yt = self._tensor(X), torch.as_tensor(np.asarray(y), dtype=torch.long, device=self.device)
         if len(Xt) != len(yt): raise ValueError(f"fit: X has {len(Xt)} rows but y has {len(yt)} labels")
         if Xt.shape[1] != self.n_features: raise ValueError(f"fit: X has {Xt.shape[1]} features, the network expects {self.n_features}")
         if yt.min() < 0 or yt.max() >= self.n_classes: raise ValueError(f"fit: labels must lie in 0..{self.n_classes - 1}")
         eval_sets = {k: (v[0], np.asarray(v[1])) for k, v in (eval_sets or {}).items() if len(v[1])}
+        if keep_best and 'val' not in eval_sets: raise ValueError("fit(keep_best=True): eval_sets needs a non-empty 'val' split")
+        best = None                               # (val F1, epoch, weights, centroids) of the best epoch so far
         bar = tqdm(range(epochs), desc=type(self).__name__, unit='epoch', disable=not progress, leave=False)
         for _ in bar:
             self.model.train()
             order = torch.randperm(len(Xt), generator=self._gen).to(self.device)
-            for s, i in enumerate(range(0, len(Xt), self.batch_size)):
+            losses = []
+            for i in range(0, len(Xt), self.batch_size):
                 idx = order[i:i + self.batch_size]
                 terms = self._loss(Xt[idx], yt[idx])
-                if not torch.isfinite(terms['loss']):
-                    raise FloatingPointError(f"{type(self).__name__} diverged at epoch {self.epochs_done + 1}, step {s + 1}: "
-                                             f"loss {float(terms['loss'].detach())} (lr={self.lr}); lower the learning rate")
                 self.opt.zero_grad(set_to_none=True)
                 terms['loss'].backward()
                 self.tracker.step(**terms)
                 self.opt.step()
+                losses.append(terms['loss'].detach())
+            Htr = self.transform(Xt)                                     # (N, d): h of the training split after this epoch
+            check_finite(self.epochs_done + 1, lower='lr', loss=torch.stack(losses), weights=self.model, h=Htr)
             self.epochs_done += 1
-            row = self._evaluate(Xt, yt, eval_sets)
+            row = self._evaluate(Htr, yt, eval_sets)
+            if 'val_f1' in row and (best is None or row['val_f1'] > best[0]):
+                best = (row['val_f1'], self.epochs_done, copy.deepcopy(self.model.state_dict()) if keep_best else None, self.centroids_)
             bar.set_postfix(loss=f"{row['loss']:.4f}", **{k: f'{v:.3f}' for k, v in row.items() if k.endswith('_acc')})
             if callback is not None: callback(self, self.epochs_done)
+        if best is not None: self.best_epoch_ = best[1]
+        if keep_best and best is not None:                               # a copy of 3.6M floats per improvement: cheap
+            self.model.load_state_dict(best[2]); self.centroids_ = best[3]
         return self
 
-    def _evaluate(self, Xt, yt, eval_sets):
-        Htr = self.transform(Xt)
+    def _scores(self, split, H, y) -> dict:
+        pred = self._predict_h(H)
+        return {f'{split}_acc': float((pred == y).mean()), f'{split}_f1': weighted_f1(y, pred, self.n_classes)}
+
+    def _evaluate(self, Htr, yt, eval_sets):
         self._end_epoch_centroids(Htr, yt)
-        values = {'act_norm_train': activation_norm(Htr), 'train_acc': self.score(Xt, yt.cpu().numpy())}
+        values = {'act_norm_train': activation_norm(Htr), **self._scores('train', Htr, yt.cpu().numpy())}
         for name, (X, y) in eval_sets.items():
-            if name == 'val': values['act_norm_val'] = activation_norm(self.transform(X))
-            values[f'{name}_acc'] = self.score(X, y)
+            H = self.transform(X)
+            if name == 'val': values['act_norm_val'] = activation_norm(H)
+            values.update(self._scores(name, H, y))
         return self.tracker.end_epoch(self.epochs_done, **values)
 
     def _end_epoch_centroids(self, Htr, yt):
@@ -173,21 +197,32 @@ class CentroidNet(_LatentNet):
     def predict(self, X) -> np.ndarray:
         "The class whose training-set centroid E_c is nearest (cosine distance) to h(x)."
         if not hasattr(self, 'centroids_'): raise RuntimeError("CentroidNet: call fit before predict")
-        H = self.transform(X)
+        return super().predict(X)
+
+    def _predict_h(self, H):
         return cosine_distance(H, self.centroids_).argmin(1).cpu().numpy() if len(H) else np.zeros(0, dtype=np.int64)
 
 class CCENet(_LatentNet):
-    "The same MLP plus a linear output layer, trained with cross-entropy (the baseline)."
-    _has_head = True
+    "The same MLP trained with cross-entropy (the baseline): on a linear output layer, or (head=False) on the last hidden layer itself."
+    def __init__(self, n_features: int, n_classes: int, layers='2048,128,4096', slope: float = 0.1, lr: float = 1e-3,
+                 batch_size: int = 100,
+                 head: bool = True,           # False: the study's network, log-softmax over the units of the last layer
+                 weight_decay: float = 0.0, device=None, seed: int = 0):
+        self._has_head = head
+        if not head and parse_layers(layers)[-1] < n_classes:
+            raise ValueError(f"CCENet(head=False): the last layer has {parse_layers(layers)[-1]} units, fewer than the "
+                             f"{n_classes} classes; widen it or use head=True")
+        super().__init__(n_features, n_classes, layers, slope, lr, batch_size, weight_decay, device, seed)
+
     def _loss(self, xb, yb):
-        ce = F.cross_entropy(self.model(xb), yb)
+        ce = F.cross_entropy(self.model(xb), yb)   # without a head: log-softmax over all units of h, units 0..C-1 are the classes
         return {'loss': ce, 'cce': ce}
 
     @torch.no_grad()
-    def predict(self, X) -> np.ndarray:
-        "The argmax of the output layer."
-        H = self.transform(X)
-        return self.head(H).argmax(1).cpu().numpy() if len(H) else np.zeros(0, dtype=np.int64)
+    def _predict_h(self, H):
+        "The argmax of the output layer; without a head, of h over all its units (one beyond the classes is a wrong answer)."
+        logits = self.head(H) if self.head is not None else H
+        return logits.argmax(1).cpu().numpy() if len(H) else np.zeros(0, dtype=np.int64)
 
 # %% ../nbs/13_centroid.ipynb #40d051b2
 def embed_2d(H) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Datasets for the lab: MNIST, Fashion-MNIST, CIFAR-10/100, scikit-learn's digits and a hard synthetic problem, with strict parsers.
+"""Datasets for the lab: MNIST, Fashion-MNIST, CIFAR-10/100, scikit-learn's digits, the centroid study's `corel_hard` and a hard synthetic problem, with strict parsers and explicit feature scaling.
 
 Docs: https://reprlab.github.io/reprlab/data.html.md"""
 
@@ -25,10 +25,11 @@ from .config import tqdm
 from .config import load_settings, record_input
 
 # %% auto #0
-__all__ = ['MNIST_FILES', 'FASHION_FILES', 'CIFAR10_FILE', 'CIFAR100_FILE', 'FASHION_CLASSES', 'DATASETS', 'DataError',
-           'read_bytes', 'parse_idx', 'write_idx', 'parse_cifar_pickle', 'cifar_batch', 'Dataset', 'carve_validation',
-           'RemoteFile', 'verify', 'download', 'locate', 'locate_all', 'load_mnist_arrays', 'load_cifar_arrays',
-           'make_synthetic_hard', 'load_dataset', 'write_fake_cifar']
+__all__ = ['MNIST_FILES', 'FASHION_FILES', 'CIFAR10_FILE', 'CIFAR100_FILE', 'FASHION_CLASSES', 'COREL_HARD', 'SCALES', 'DATASETS',
+           'DataError', 'read_bytes', 'parse_idx', 'write_idx', 'parse_cifar_pickle', 'cifar_batch', 'Dataset',
+           'carve_validation', 'RemoteFile', 'verify', 'download', 'locate', 'locate_all', 'load_mnist_arrays',
+           'load_cifar_arrays', 'make_synthetic_hard', 'make_corel_hard', 'scale_splits', 'load_dataset',
+           'write_fake_cifar']
 
 # %% ../nbs/01_data.ipynb #ab9b7c63
 class DataError(ValueError):
@@ -122,7 +123,7 @@ def cifar_batch(data: bytes, name: str, label_keys: tuple[str, ...], n_classes: 
 # %% ../nbs/01_data.ipynb #07aeff4b
 @dataclass
 class Dataset:
-    "Train / validation / test splits of a dataset, float32 in [0, 1]."
+    "Train / validation / test splits of a dataset, float32 (how they were scaled is in `info`)."
     name: str
     X_train: np.ndarray  # (N_train, D) or (N_train, *image_shape)
     y_train: np.ndarray  # (N_train,) int64 class indices
@@ -343,7 +344,7 @@ def make_synthetic_hard(n_features: int = 1000,      # dimensions of each sample
                         noise: float = 1.5,          # std of the noise added to every feature (signal has unit variance per feature)
                         seed: int = 0,               # the same seed gives the same dataset
                        ):
-    "Generate (X_train, y_train, X_val, y_val, X_test, y_test), float64, before scaling."
+    "reprlab's own hard problem, not the centroid study's (that is `make_corel_hard`): (X_train, y_train, X_val, y_val, X_test, y_test), float64, raw."
     rng = np.random.default_rng(seed)
     centres = rng.normal(0.0, class_sep, size=(n_classes * clusters_per_class, n_informative))
     Q, _ = np.linalg.qr(rng.normal(size=(n_features, n_informative)))  # (F, I) orthonormal columns
@@ -357,20 +358,45 @@ def make_synthetic_hard(n_features: int = 1000,      # dimensions of each sample
     return X[:a], y[:a], X[a:b], y[a:b], X[b:], y[b:]
 
 # %% ../nbs/01_data.ipynb #e77f3f37
-def _minmax(Xtr, *others):
-    lo, hi = Xtr.min(0), Xtr.max(0)
-    scale = np.where(hi > lo, hi - lo, 1.0)
-    return [np.clip((X - lo) / scale, 0, 1).astype(np.float32) for X in (Xtr, *others)]
+COREL_HARD = dict(n_samples=5000, n_features=1000, n_informative=50, n_redundant=500, n_classes=10,
+                  n_clusters_per_class=2, class_sep=1, random_state=1848)   # the study's make_classification call
+
+def make_corel_hard():
+    "The centroid study's data, generated and split as its author did: (X_train, y_train, X_val, y_val, X_test, y_test), float64, raw."
+    from sklearn.datasets import make_classification      # imported here: only this dataset needs it
+    from sklearn.model_selection import train_test_split
+    X, y = make_classification(**COREL_HARD)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, random_state=0)
+    Xtr, Xva, ytr, yva = train_test_split(Xtr, ytr, test_size=0.15, random_state=10)
+    return Xtr, ytr.astype(np.int64), Xva, yva.astype(np.int64), Xte, yte.astype(np.int64)
+
+# %% ../nbs/01_data.ipynb #f1f7994a
+SCALES = ('none', 'minmax', 'standard')
+
+def scale_splits(X_train: np.ndarray,   # (N, D) training split: the statistics come from it alone
+                 *others: np.ndarray,    # (M, D) validation, test...: transformed with the training statistics
+                 scale: str = 'none',    # one of SCALES
+                ) -> list[np.ndarray]:
+    "Per-feature scaling fitted on X_train and applied to every split: [X_train, *others], float32."
+    if scale not in SCALES: raise ValueError(f"scale={scale!r}: expected one of {', '.join(map(repr, SCALES))}")
+    if scale == 'none': return [np.asarray(X, dtype=np.float32) for X in (X_train, *others)]
+    Xtr = np.asarray(X_train, dtype=np.float64)
+    if scale == 'minmax': shift, div = Xtr.min(0), Xtr.max(0) - Xtr.min(0)     # (D,)
+    else: shift, div = Xtr.mean(0), Xtr.std(0)
+    div = np.where(div > 0, div, 1.0)
+    return [((np.asarray(X, dtype=np.float64) - shift) / div).astype(np.float32) for X in (X_train, *others)]
 
 # %% ../nbs/01_data.ipynb #508c3627
-DATASETS = ('mnist', 'fashion_mnist', 'cifar10', 'cifar100', 'digits', 'synthetic_hard')
+DATASETS = ('mnist', 'fashion_mnist', 'cifar10', 'cifar100', 'digits', 'corel_hard', 'synthetic_hard')
 
 _DEFAULT_VAL = {'mnist': 10000, 'fashion_mnist': 10000, 'cifar10': 5000, 'cifar100': 5000, 'digits': 270}
+_GENERATED = ('corel_hard', 'synthetic_hard')   # their splits come with them: no validation carved by load_dataset
 
 def load_dataset(name: str,                     # one of DATASETS
                  flat: bool = True,             # (N, D) arrays; False gives (N, H, W) or (N, C, H, W)
-                 seed: int = 0,                 # seed of the validation split (and of synthetic_hard's generator)
+                 seed: int = 0,                 # seed of the validation split (and of synthetic_hard's generator; corel_hard is fixed)
                  val_size: int | None = None,   # validation samples carved from train (None: the dataset's default; 0: none)
+                 scale: str = 'none',           # per-feature scaling fitted on the training split: 'none', 'minmax' or 'standard'
                  labels: str = 'fine',          # cifar100 only: 'fine' (100 classes) or 'coarse' (20 superclasses)
                  data_dir: Path | str | None = None,  # default: settings (REPRLAB_DATA)
                  cache_dir: Path | str | None = None, # default: settings (REPRLAB_CACHE)
@@ -379,18 +405,26 @@ def load_dataset(name: str,                     # one of DATASETS
                  progress: bool = True,         # progress bars for downloads
                  **synthetic,                   # synthetic_hard only: arguments of `make_synthetic_hard`
                 ) -> Dataset:
-    "Load a dataset as train / validation / test splits, float32 in [0, 1]."
+    "Load a dataset as train / validation / test splits, float32, scaled only when `scale` asks."
     if name not in DATASETS: raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
     if synthetic and name != 'synthetic_hard': raise TypeError(f"{name}: unexpected arguments {sorted(synthetic)}")
+    if scale not in SCALES: raise ValueError(f"scale={scale!r}: expected one of {', '.join(map(repr, SCALES))}")
+    if name in _GENERATED and val_size is not None:
+        raise ValueError(f"{name}: val_size={val_size} does not apply, the dataset comes with its validation split"
+                         + (" (synthetic_hard: use n_val)" if name == 'synthetic_hard' else ''))
     s = load_settings()
     data_dir = Path(data_dir).expanduser() if data_dir else s.data
     cache_dir = Path(cache_dir).expanduser() if cache_dir else s.cache
     info = {'data_dir': str(data_dir)}
-    if name == 'synthetic_hard':
-        Xtr, ytr, Xva, yva, Xte, yte = make_synthetic_hard(seed=seed, **synthetic)
-        Xtr, Xva, Xte = _minmax(Xtr, Xva, Xte)
-        return Dataset(name, Xtr, ytr, Xva, yva, Xte, yte, [f'class {i}' for i in range(len(np.unique(ytr)))],
-                       (Xtr.shape[1],), {'generator': 'make_synthetic_hard', 'seed': seed, **synthetic})
+    if name in _GENERATED:
+        if name == 'corel_hard':
+            Xtr, ytr, Xva, yva, Xte, yte = make_corel_hard()
+            classes, info = [f'class {i}' for i in range(COREL_HARD['n_classes'])], {'generator': 'make_corel_hard', **COREL_HARD}
+        else:
+            Xtr, ytr, Xva, yva, Xte, yte = make_synthetic_hard(seed=seed, **synthetic)
+            classes, info = [f'class {i}' for i in range(len(np.unique(ytr)))], {'generator': 'make_synthetic_hard', 'seed': seed, **synthetic}
+        Xtr, Xva, Xte = scale_splits(Xtr, Xva, Xte, scale=scale)
+        return Dataset(name, Xtr, ytr, Xva, yva, Xte, yte, classes, (Xtr.shape[1],), {**info, 'scale': scale})
     if name == 'digits':
         from sklearn.datasets import load_digits
         d = load_digits()
@@ -411,7 +445,9 @@ def load_dataset(name: str,                     # one of DATASETS
         if name == 'cifar100': info['labels'] = labels
     if val_size == 0: Xva, yva = Xtr[:0], ytr[:0]     # the whole training split, an empty validation split
     else: Xtr, ytr, Xva, yva = carve_validation(Xtr, ytr, val_size or _DEFAULT_VAL[name], seed)
-    ds = Dataset(name, Xtr, ytr, Xva, yva, Xte, yte, list(classes), shape, info)
+    if scale != 'none':                               # per feature (pixel), fitted on the training split just carved
+        Xtr, Xva, Xte = (X.reshape(len(X), *shape) for X in scale_splits(*(X.reshape(len(X), int(np.prod(shape))) for X in (Xtr, Xva, Xte)), scale=scale))
+    ds = Dataset(name, Xtr, ytr, Xva, yva, Xte, yte, list(classes), shape, {**info, 'scale': scale})
     if flat:
         for split in ('train', 'val', 'test'):
             X = getattr(ds, f'X_{split}'); setattr(ds, f'X_{split}', X.reshape(len(X), int(np.prod(shape))))

@@ -1,5 +1,6 @@
-"""The centroid net: its loss gradient against finite differences of the NumPy formulas, tracking, and the
-centroid_clustering experiment by papermill (including a diverging run that keeps its tracking tables)."""
+"""The centroid net: its loss gradient against finite differences of the NumPy formulas, divergence and the
+best-validation epoch, and the centroid_clustering experiment by papermill: the study preset with tiny sizes, an
+unknown preset refused before any kernel starts, and a diverging run that fails with its tracking tables kept."""
 import json
 from pathlib import Path
 
@@ -10,6 +11,11 @@ import torch
 from conftest import reprlab
 
 from reprlab.centroid import CCENet, CentroidNet, centroid_loss
+from reprlab.report import DivergedError
+from reprlab.runner import notebook_params, notebook_presets
+
+ROOT = Path(__file__).resolve().parent.parent
+NB = ROOT / 'nbs' / 'experiments' / 'centroid_clustering.ipynb'
 
 
 def _np_total(H, y, lam1, lam2, lam3):
@@ -48,32 +54,81 @@ def test_nets_check_their_input_and_predict_shapes():
     assert set(cce.predict(X)) <= {0, 1, 2} and 'cce' in cce.history
 
 
+def test_a_growing_representation_is_divergence_even_with_a_finite_loss():
+    "The centroid loss sees only directions: h can blow up while the loss stays in [-1, 1]; the epoch check catches h."
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(300, 40)), np.arange(300) % 4
+    net = CentroidNet(40, 4, layers='64,16,64', lr=1e3, batch_size=100, device='cpu')
+    with pytest.raises(DivergedError, match=r'^diverged: .* at epoch \d+; lower lr$') as e: net.fit(X, y, 2, progress=False)
+    assert len(net.history) == 0 and ('h is' in str(e.value) or 'weights is' in str(e.value))
+
+
+def test_keep_best_ends_with_the_best_validation_epoch():
+    rng = np.random.default_rng(1)
+    centres = rng.normal(0, 1.2, (3, 10))
+    y = np.arange(360) % 3
+    X = centres[y] + rng.normal(0, 1, (360, 10))
+    kept = CentroidNet(10, 3, layers='32,8', lr=1e-2, batch_size=40, device='cpu', seed=2)
+    kept.fit(X[:120], y[:120], 15, {'val': (X[120:240], y[120:240]), 'test': (X[240:], y[240:])}, progress=False, keep_best=True)
+    h = kept.history
+    assert kept.best_epoch_ == h.val_f1.idxmax() and {'train_f1', 'val_f1', 'test_f1'} <= set(h.columns)
+    assert kept.score(X[120:240], y[120:240]) == h.val_acc[kept.best_epoch_]
+    with pytest.raises(ValueError, match="needs a non-empty 'val'"): kept.fit(X, y, 1, progress=False, keep_best=True)
+
+
 def _run(*params, expect=0):
     r = reprlab('run', 'centroid_clustering', *[x for kv in params for x in ('-p', *kv)], '--json', timeout=600)
     assert r.returncode == expect, r.stderr[-3000:] + r.stdout[-2000:]
     return json.loads(r.stdout)
 
 
-def test_centroid_clustering_experiment_runs(lab):
-    out = _run(('dataset', 'digits'), ('layers', '64,32'), ('epochs', '3'), ('seeds', '2'), ('lr', '0.003'))
-    m, d = out['metrics'], Path(out['run_dir'])
-    for k in ('test_acc', 'val_acc', 'train_acc', 'cce_test_acc', 'cce_val_acc', 'logreg_test_acc', 'svm_test_acc'):
-        assert 0.3 < m[k] <= 1, (k, m[k])
-    assert m['test_acc_std'] > 0 and m['hopes_total'] == 3
-    figures = {p.stem for p in (d / 'figures').glob('*.png')}
-    assert figures == {'comparison', 'accuracy', 'norms', 'centroid_movement', 'latent'}
-    for kind in ('centroid', 'cce'):
+def test_presets_hold_every_study_value_and_the_lab_defaults_differ():
+    params, presets = notebook_params(NB), notebook_presets(NB)
+    study = presets['study']
+    assert params['preset'].constraint == '{lab, study}' and set(presets) == {'study'}
+    assert study['dataset'] == 'corel_hard' and study['scale'] == 'none' and study['layers'] == '2048,256,4096'
+    assert (study['slope'], study['lr'], study['batch_size'], study['epochs']) == (0.1, 0.00065, 3400, 100)
+    assert study['study_cce'] is True and study['baselines'] is True
+    for p in params.values():                                            # every number has a constraint
+        assert p.type not in ('int', 'float') or p.constraint, p.name
+    assert params['dataset'].default == 'corel_hard' and params['scale'].default == 'none'
+    assert [k for k, v in study.items() if params[k].default != v] == ['layers', 'lr', 'batch_size', 'epochs', 'baselines']
+
+
+def test_study_preset_runs_with_tiny_sizes_and_says_how_it_differs(lab):
+    out = _run(('preset', 'study'), ('layers', '32,16'), ('epochs', '3'), ('batch_size', '100'), ('n_train', '300'), ('seeds', '2'))
+    m, d, p = out['metrics'], Path(out['run_dir']), out['params']
+    assert out['status'] == 'ok' and p['preset'] == 'study'
+    assert (p['dataset'], p['lr'], p['scale'], p['baselines'], p['study_cce']) == ('corel_hard', 0.00065, 'none', True, True)   # from the preset
+    assert (p['layers'], p['epochs'], p['batch_size']) == ('32,16', 3, 100)                                          # explicit values win
+    for k in ('test_acc', 'val_acc', 'test_f1', 'cce_test_acc', 'cce_study_test_acc', 'logreg_test_acc', 'svm_test_acc'):
+        assert 0.1 <= m[k] <= 1, (k, m[k])
+    assert m['n_train'] == 300 and m['n_test'] == 1000 and m['test_acc_std'] > 0 and m['hopes_total'] == 4
+    assert 1 <= m['best_epoch'] <= 3 and abs(m['gap_cce'] - (m['test_acc'] - m['cce_test_acc']) * 100) < 1e-9
+    assert {p.stem for p in (d / 'figures').glob('*.png')} == {'comparison', 'accuracy', 'norms', 'centroid_movement', 'latent'}
+    for kind in ('centroid', 'cce', 'cce_study'):
         for s in (0, 1):
             t = pd.read_csv(d / 'tracking' / f'{kind}_seed{s}.csv', index_col='epoch')
-            assert list(t.index) == [1, 2, 3] and {'grad_norm', 'weight_norm', 'act_norm_val', 'test_acc'} <= set(t.columns)
-    last = pd.read_csv(d / 'tracking' / 'centroid_seed0.csv').iloc[-1]
-    assert abs(last.test_acc - m['test_acc']) <= m['test_acc_std'] * 2 + 1e-9          # the metric comes from these tables
+            assert list(t.index) == [1, 2, 3] and {'grad_norm', 'weight_norm', 'act_norm_val', 'test_acc', 'val_f1'} <= set(t.columns)
+    seed_rows = [pd.read_csv(d / 'tracking' / f'centroid_seed{s}.csv', index_col='epoch') for s in (0, 1)]
+    assert np.isclose(np.mean([t.test_acc[t.val_f1.idxmax()] for t in seed_rows]), m['test_acc'])   # the best-validation epoch's numbers
     dialog = (d / 'dialog.md').read_text()
-    assert f"{m['test_acc']:.1%}" in dialog and f"{m['cce_test_acc']:.1%}" in dialog
+    assert f"{m['test_acc']:.1%}" in dialog and f"{m['cce_study_test_acc']:.1%}" in dialog
+    assert "`layers` = '32,16' (study: '2048,256,4096')" in dialog and '`lr`' not in dialog and 'It trains on 300' in dialog
+    assert 'Differs from the study' in (d / 'report.html').read_text()
+
+
+def test_an_unknown_preset_is_refused_before_any_kernel_starts(lab):
+    r = reprlab('run', 'centroid_clustering', '-p', 'preset', 'paper', '--json')
+    assert r.returncode == 2 and 'preset' in r.stderr and 'paper' in r.stderr
+    assert not (lab / 'reports' / 'centroid_clustering').exists()
 
 
 def test_a_diverging_run_fails_clearly_and_keeps_its_tracking(lab):
-    out = _run(('dataset', 'digits'), ('layers', '16'), ('epochs', '30'), ('lr', '1e30'), ('baselines', 'false'), expect=1)
-    assert out['status'] == 'failed' and 'diverged' in out['error'] and 'lower the learning rate' in out['error']
-    assert (Path(out['run_dir']) / 'tracking' / 'centroid_seed0.csv').exists()
-    assert Path(out['report']).exists()
+    "The probe of issue 20: this run used to end ok with mean |h| near 9e14 and a dialog declaring a winner."
+    out = _run(('lr', '1e3'), ('epochs', '2'), ('n_train', '300'), ('layers', '64,16,64'), ('baselines', 'false'), expect=1)
+    assert out['status'] == 'failed' and out['error'].startswith('diverged:') and 'lower lr' in out['error'], out['error']
+    d = Path(out['run_dir'])
+    assert (d / 'tracking' / 'centroid_seed0.csv').exists() and Path(out['report']).exists()
+    assert not (d / 'dialog.md').exists() or not (d / 'dialog.md').read_text().strip()
+    assert 'hopes_total' not in out['metrics']

@@ -157,3 +157,54 @@ def test_synthetic_hard_is_deterministic_and_adjustable():
         load_dataset('digits', class_sep=2.0)
     with pytest.raises(ValueError, match="unknown dataset 'mnits'"):
         load_dataset('mnits')
+
+
+def test_corel_hard_is_the_study_recipe_with_raw_features():
+    from sklearn.datasets import make_classification
+    from sklearn.model_selection import train_test_split
+    X, y = make_classification(n_samples=5000, n_features=1000, n_informative=50, n_redundant=500, n_classes=10,
+                               n_clusters_per_class=2, class_sep=1, random_state=1848)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, random_state=0)
+    Xtr, Xva, ytr, yva = train_test_split(Xtr, ytr, test_size=0.15, random_state=10)
+    ds = load_dataset('corel_hard')
+    assert (len(ds.X_train), len(ds.X_val), len(ds.X_test)) == (3400, 600, 1000) and ds.n_classes == 10 and ds.n_features == 1000
+    for got, want in ((ds.X_train, Xtr), (ds.X_val, Xva), (ds.X_test, Xte)):   # no scaling unless asked
+        assert got.dtype == np.float32 and np.array_equal(got, want.astype(np.float32))
+    assert all(np.array_equal(a, b) for a, b in ((ds.y_train, ytr), (ds.y_val, yva), (ds.y_test, yte)))
+    assert ds.info['scale'] == 'none' and ds.X_train.std() > 10            # raw: far from [0, 1]
+    with pytest.raises(ValueError, match='val_size=100 does not apply'):
+        load_dataset('corel_hard', val_size=100)
+
+
+def test_no_dataset_is_scaled_unless_asked():
+    sh = load_dataset('synthetic_hard', n_features=30, n_train=80, n_val=20, n_test=20)
+    from reprlab.data import make_synthetic_hard
+    raw = make_synthetic_hard(n_features=30, n_train=80, n_val=20, n_test=20)
+    assert np.array_equal(sh.X_train, raw[0].astype(np.float32)) and sh.X_train.min() < 0 and sh.info['scale'] == 'none'
+    d = load_dataset('digits', val_size=0)                                 # pixels / 16, nothing per feature
+    assert d.info['scale'] == 'none' and set(np.unique(d.X_test * 16).round(4)) == set(range(17))
+
+
+@pytest.mark.parametrize('scale', ['minmax', 'standard'])
+def test_scale_options_equal_numpy_fitted_on_train(scale):
+    kw = dict(n_features=40, n_train=120, n_val=30, n_test=50, seed=3)
+    raw, ds = load_dataset('synthetic_hard', **kw), load_dataset('synthetic_hard', scale=scale, **kw)
+    Xtr = raw.X_train.astype(np.float64)
+    shift, div = (Xtr.min(0), Xtr.max(0) - Xtr.min(0)) if scale == 'minmax' else (Xtr.mean(0), Xtr.std(0))
+    for split in ('train', 'val', 'test'):
+        want = (getattr(raw, f'X_{split}').astype(np.float64) - shift) / div
+        assert np.allclose(getattr(ds, f'X_{split}'), want, atol=1e-5), split
+    assert ds.info['scale'] == scale
+    if scale == 'minmax': assert ds.X_train.min() == 0 and ds.X_train.max() == 1 and (ds.X_test.min() < 0 or ds.X_test.max() > 1)
+    else: assert np.allclose(ds.X_train.mean(0), 0, atol=1e-5) and not np.allclose(ds.X_test.mean(0), 0, atol=1e-3)
+    img = load_dataset('digits', scale=scale, flat=False)                 # images: per pixel, then reshaped
+    plain = load_dataset('digits')
+    P = plain.X_train.astype(np.float64)
+    shift, div = (P.min(0), P.max(0) - P.min(0)) if scale == 'minmax' else (P.mean(0), P.std(0))
+    assert img.X_val.shape == (270, 8, 8)
+    assert np.allclose(img.X_val.reshape(270, 64), (plain.X_val - shift) / np.where(div > 0, div, 1), atol=1e-5)
+
+
+def test_unknown_scale_is_rejected_with_the_choices():
+    with pytest.raises(ValueError, match=r"scale='unit': expected one of 'none', 'minmax', 'standard'"):
+        load_dataset('digits', scale='unit')
