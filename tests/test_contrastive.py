@@ -20,7 +20,7 @@ def _run(experiment, *params, expect=0):
 
 def test_sparse_contrastive_on_digits(lab):
     out = _run('sparse_contrastive', ('epochs', '2'), ('units', '32'), ('top_k', '5'), ('compare_top_k', '0,5'), ('knn_k', '7'),
-               ('n_train', '500'), ('svm_max_iter', '200'))
+               ('n_train', '500'), ('svm_max_iter', '100'))
     m, d = out['metrics'], Path(out['run_dir'])
     for k in ('knn_acc', 'knn_example_acc', 'knn_example_acc_std', 'svm_train_acc', 'svm_val_acc', 'pixels_knn_acc',
               'pixels_svm_val_acc', 'knn_acc_k0', 'svm_val_acc_k5', 'knn_acc_k5_after', 'svm_val_acc_k5_after'):
@@ -45,7 +45,7 @@ def test_sparse_contrastive_study_preset_on_cifar100_files(lab, monkeypatch):
     monkeypatch.setenv('REPRLAB_DATA', str(lab / 'data'))
     out = _run('sparse_contrastive', ('preset', 'study'), ('dataset', 'cifar100'), ('verify', 'false'), ('val_size', '40'),
                ('epochs', '1'), ('units', '16'), ('width', '4'), ('batch_size', '40'), ('top_k', '0'), ('compare_top_k', '0'),
-               ('knn_k', '3'), ('svm_max_iter', '50'))
+               ('knn_k', '3'), ('svm_max_iter', '20'))
     p, m = out['params'], out['metrics']
     assert (p['critic'], p['activation'], p['u_head'], p['l1'], p['sim_floor'], p['weight_decay']) == ('logsim', 'sigmoid', 'code', 4.0, 1e-6, 1e-5)
     assert m['n_train'] == 80 and m['n_val'] == 40
@@ -76,7 +76,7 @@ def test_sparse_contrastive_refuses_bad_settings_before_the_kernel(lab, params, 
 
 
 def test_bench_probes_measures_both_and_agrees(lab):
-    out = _run('bench_probes', ('dataset', 'digits'), ('n_train', '800'), ('n_query', '300'), ('svm_compare', '300'),
+    out = _run('bench_probes', ('dataset', 'digits'), ('n_train', '600'), ('n_query', '200'), ('svm_compare', '200'),
                ('units', '32'), ('code_epochs', '1'))
     m = out['metrics']
     for kind in ('pixels', 'codes', 'sparse_codes'):
