@@ -62,8 +62,7 @@ reference-quickstart:
 	$(REF) quickstart --no-progress
 reference-dreamcomp:
 	$(CLEAR)
-	$(REF) dreamcomp --no-progress -p dataset mnist -p kx 10 -p ky 10 -p epochs 15 -p batch_size 100 -p recon_weight 10 \
-	  -p lr 0.003 -p label_lr 0.003 -p seeds 3 -p target_acc 0.923
+	$(REF) dreamcomp --no-progress -p preset study
 	$(REF) dreamcomp --no-progress -p dataset mnist -p kx 20 -p ky 20 -p epochs 10 -p batch_size 100 -p recon_weight 10 \
 	  -p lr 0.006 -p label_lr 0.05 -p seeds 3 -p target_acc 0.948
 reference-kh_readout:
@@ -75,22 +74,23 @@ reference-bench_competitive:
 	$(REF) bench_competitive --no-progress
 reference-actcoolr:
 	$(CLEAR)
-	$(REF) actcoolr --no-progress -p dataset mnist -p model convnet4 -p schedule all -p epochs 3 -p batch_size 128 -p seeds 2
+	$(REF) actcoolr --no-progress -p preset study -p schedule all -p seeds 3
 reference-centroid_clustering:
 	$(CLEAR)
 	rm -f reports/reference/.store.sqlite*
-	$(REF) centroid_clustering --no-progress -p seeds 3
+	$(REF) centroid_clustering --no-progress -p preset study -p seeds 3
 	$(REFENV) $(BIN)/reprlab sweep centroid_clustering --config nbs/experiments/centroid_clustering.sweep.yaml --no-progress
 reference-topo_sparse_dream:
 	$(CLEAR)
-	for inh in none surround; do $(REF) topo_sparse_dream --no-progress -p dataset mnist -p kx 20 -p ky 20 -p epochs 5 \
-	  -p samples_per_epoch 20000 -p lr 0.1 -p sparsity 0.02 -p homeostasis_rate 1.0 -p excitation_radius 2 -p inhibition $$inh || exit 1; done
+	$(REF) topo_sparse_dream --no-progress -p preset study
+	$(REF) topo_sparse_dream --no-progress -p preset study -p inhibition surround
 reference-bench_topo:
 	$(CLEAR)
-	$(REF) bench_topo --no-progress
+	$(REF) bench_topo --no-progress -p dataset mnist
 reference-sparse_contrastive:
 	$(CLEAR)
 	$(REF) sparse_contrastive --no-progress -p dataset mnist -p epochs 20 -p top_k 7 -p compare_top_k 0,7
+	$(REF) sparse_contrastive --no-progress -p preset study -p dataset mnist -p epochs 20
 reference-bench_probes:
 	$(CLEAR)
 	$(REF) bench_probes --no-progress
