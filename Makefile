@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test check-export nbdev-test pytest lab clean-nbs reference
+.PHONY: install demo test check-export check-outputs nbdev-test pytest lab clean-nbs reference
 
 install: $(STAMP)
 
@@ -21,7 +21,11 @@ $(STAMP): requirements.txt pyproject.toml
 demo: install
 	$(BIN)/reprlab run quickstart
 
-test: install check-export nbdev-test pytest
+test: install check-export check-outputs nbdev-test pytest
+
+# every library notebook that exports functions is committed with its outputs (the docs site shows them)
+check-outputs: install
+	$(BIN)/python docs/check_outputs.py
 
 # reprlab/ must be exactly what nbs/ exports: export a copy elsewhere and compare.
 check-export: install
