@@ -38,7 +38,7 @@ nbdev-test: install
 	$(BIN)/nbdev-test --timing
 
 pytest: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=15
 
 # JupyterLab on the project root (so that a run's report.html under reports/ opens from a link), starting at the home notebook.
 lab: install
