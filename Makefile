@@ -71,8 +71,7 @@ reference-dreamcomp:
 	  -p lr 0.006 -p label_lr 0.05 -p seeds 3 -p target_acc 0.948
 reference-kh_readout:
 	$(CLEAR)
-	$(REF) kh_readout --no-progress -p dataset mnist -p n_units 2000 -p p 3 -p k 7 -p delta 0.4 -p eps0 0.02 -p epochs 30 \
-	  -p batch_size 100 -p n 3 -p readout_epochs 60 -p readout_scale global -p target_acc 0.975
+	$(REF) kh_readout --no-progress -p preset study -p target_acc 0.98
 reference-bench_competitive:
 	$(CLEAR)
 	$(REF) bench_competitive --no-progress
