@@ -166,7 +166,7 @@ class Store:
         with self._connect() as con: df = pd.read_sql_query(sql, con, params=args)
         if dead: df.loc[df['id'].isin(dead), 'status'] = 'interrupted'   # read-only: shown, not written
         if status is not None: df = df[df['status'] == status].reset_index(drop=True)
-        for k in _JSON_COLUMNS: df[k] = df[k].map(lambda s: json.loads(s) if s else ({} if k != 'digests' else None))
+        for k in _JSON_COLUMNS: df[k] = df[k].map(lambda s: json.loads(s) if isinstance(s, str) and s else ({} if k != 'digests' else None))   # pandas may give NaN for NULL
         return expand_runs(df) if expand else df
 
     def groups(self, experiment: str | None = None, **kw) -> pd.DataFrame:
