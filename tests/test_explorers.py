@@ -2,6 +2,7 @@
 and live plots that leave static figures, not widgets, in recorded runs."""
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -90,12 +91,12 @@ def test_import_runs_reads_every_reference_run_once(reference_store, tmp_path):
         import_runs(tmp_path / 'nowhere', reference_store)
 
 
-def test_results_browser_sorts_plots_and_opens_runs(reference_store):
+def test_results_browser_sorts_plots_and_opens_runs(reference_store, tmp_path):
     rb = ResultsBrowser(reference_store, 'centroid_clustering', 'val_acc')
     runs = reference_store.runs('centroid_clustering')
     t = rb.table()
     assert list(t.id) == list(runs.sort_values('val_acc', ascending=False, kind='stable').id)
-    assert {'lr', 'slope'} <= set(t.attrs['varying']) and 'dataset' not in t.columns    # only parameters that differ
+    assert {'lr', 'batch_size', 'layers'} <= set(t.attrs['varying']) and 'dataset' not in t.columns    # only parameters that differ
     bars = rb.figure().axes[0].patches
     assert sorted(b.get_width() for b in bars) == sorted(runs.val_acc)
     rb.ascending = True
@@ -108,8 +109,11 @@ def test_results_browser_sorts_plots_and_opens_runs(reference_store):
     html = rb.run_html(run_id)
     link = html.split('href="')[1].split('"')[0]
     assert Path(os.getcwd(), link).resolve() == Path(reference_store.get(run_id)['report']).resolve()
+    bare = tmp_path / 'bare' / run_id                         # the same run without its figures
+    shutil.copytree(Path(reference_store.get(run_id)['run_dir']), bare, ignore=shutil.ignore_patterns('figures'))
+    other = Store(tmp_path / 'bare.sqlite'); import_runs(tmp_path / 'bare', other)
     with pytest.raises(FileNotFoundError, match='no figures'):
-        rb.run_figure(next(r.id for r in runs.itertuples() if not any(Path(r.run_dir).glob('figures/*.png'))))
+        ResultsBrowser(other, 'centroid_clustering', 'val_acc').run_figure(run_id)
     with pytest.raises(ValueError, match="not a numeric metric of centroid_clustering"):
         rb.select(sort='banana')
 
