@@ -291,14 +291,11 @@ def _link_runs(md: str, run_pages: dict[str, str], up: str) -> str:
 def _unranked_page(metric: str, store, link, why: str) -> str:
     "The page of a metric that cannot be ranked (`why`): who logs it and its values per configuration."
     import pandas as pd
-    from reprlab.analysis import declared_metrics, leaderboard
-    from reprlab.report import find_metric
+    from reprlab.analysis import leaderboard, metric_meanings
     lb = leaderboard(metric, store, better='higher').sort_values(['experiment', 'mean'], ascending=[True, False], kind='stable')
     lines = [f'# Metric `{metric}`', '',
              f'> Every configuration that logged `{metric}`, listed by experiment, not ranked: {why}.', '']
-    for e in dict.fromkeys(lb['experiment']):
-        m = find_metric(declared_metrics(e), metric)
-        lines.append(f"- **{e}**: {m.description if m else '(not declared)'}" + (f' [{m.unit}]' if m and m.unit else ''))
+    lines += metric_meanings(metric, lb['experiment'])
     lines += ['', '| experiment | n | mean ± std | parameters | run |', '|---|---|---|---|---|']
     for _, r in lb.iterrows():
         spread = f" ± {r['std']:.3g}" if pd.notna(r['std']) else ''

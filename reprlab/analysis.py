@@ -24,7 +24,8 @@ from .store import Store
 
 # %% auto #0
 __all__ = ['SEED_PARAM', 'config_id', 'with_configs', 'numeric_metrics', 'groups', 'declared_metrics', 'direction', 'primary',
-           'staleness', 'mark_stale', 'Item', 'resolve_items', 'Comparison', 'compare', 'leaderboard', 'metric_page']
+           'staleness', 'mark_stale', 'Item', 'resolve_items', 'Comparison', 'compare', 'leaderboard',
+           'metric_meanings', 'metric_page']
 
 # %% ../nbs/16_analysis.ipynb #640fe6a0
 SEED_PARAM = 'seed'   # the one parameter whose values are replicates, not configurations
@@ -341,14 +342,20 @@ def leaderboard(metric: str,                 # a logged metric name
     out.attrs = {'metric': metric, 'better': better}
     return out.head(top) if top else out
 
-def metric_page(metric: str, store: Store | None = None, link=lambda report: report) -> str:
-    "A Markdown page for one metric: what it means in each experiment that logs it, and its leaderboard."
+def metric_meanings(metric: str, experiments) -> list[str]:
+    "Markdown bullets: what `metric` means in each of `experiments` (its declared description and unit)."
     from reprlab.report import find_metric
-    lb = leaderboard(metric, store)
-    lines = [f"# Metric `{metric}`", '', f"> Every configuration that logged `{metric}`, best first ({lb.attrs['better']} is better).", '']
-    for e in dict.fromkeys(lb['experiment']):
+    lines = []
+    for e in dict.fromkeys(experiments):
         m = find_metric(declared_metrics(e), metric)
         lines.append(f"- **{e}**: {m.description if m else '(not declared)'}" + (f" [{m.unit}]" if m and m.unit else ''))
+    return lines
+
+def metric_page(metric: str, store: Store | None = None, link=lambda report: report) -> str:
+    "A Markdown page for one metric: what it means in each experiment that logs it, and its leaderboard."
+    lb = leaderboard(metric, store)
+    lines = [f"# Metric `{metric}`", '', f"> Every configuration that logged `{metric}`, best first ({lb.attrs['better']} is better).", '']
+    lines += metric_meanings(metric, lb['experiment'])
     lines += ['', '| rank | experiment | n | mean ± std | parameters | best run |', '|---|---|---|---|---|---|']
     for _, r in lb.iterrows():
         spread = f" ± {r['std']:.3g}" if pd.notna(r['std']) else ''
