@@ -55,6 +55,10 @@ clean-nbs: install
 # Their own results store, so that the sweep below does not resume points recorded by an earlier reference run.
 REFENV := REPRLAB_REPORTS=reports/reference REPRLAB_STORE=reports/reference/.store.sqlite
 REF := $(REFENV) $(BIN)/reprlab run
+RUN_ID := $(BIN)/python -c 'import json, sys; print(json.load(sys.stdin)["run_id"])'
+# the lab preset at the study's scale (MNIST, 20x20, 5 x 20,000 samples, the study's rates): the side-by-side of the presets
+TOPO_LAB_ON_MNIST := -p dataset mnist -p kx 20 -p ky 20 -p epochs 5 -p samples_per_epoch 20000 -p lr 0.1 -p sparsity 0.02 \
+  -p homeostasis_rate 1 -p excitation_radius 2
 REFERENCES := quickstart dreamcomp kh_readout bench_competitive actcoolr centroid_clustering topo_sparse_dream bench_topo \
   sparse_contrastive bench_probes
 .PHONY: reference $(addprefix reference-,$(REFERENCES))
@@ -85,8 +89,10 @@ reference-centroid_clustering:
 	$(REFENV) $(BIN)/reprlab sweep centroid_clustering --config nbs/experiments/centroid_clustering.sweep.yaml --no-progress
 reference-topo_sparse_dream:
 	$(CLEAR)
-	$(REF) topo_sparse_dream --no-progress -p preset study
 	$(REF) topo_sparse_dream --no-progress -p preset study -p inhibition surround
+	study=$$($(REF) topo_sparse_dream --no-progress --json -p preset study | $(RUN_ID)) && \
+	lab=$$($(REF) topo_sparse_dream --no-progress --json $(TOPO_LAB_ON_MNIST) | $(RUN_ID)) && \
+	$(REFENV) $(BIN)/reprlab compare $$lab $$study --html reports/reference/topo_sparse_dream/lab-vs-study.html
 reference-bench_topo:
 	$(CLEAR)
 	$(REF) bench_topo --no-progress -p dataset mnist

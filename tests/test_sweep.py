@@ -80,6 +80,8 @@ def test_local_sweep_runs_points_in_parallel_and_resumes(toy, lab, tmp_path):
     summary = lab / 'reports' / 'toy' / 'sweeps' / 'par'
     assert (summary / 'report.html').exists() and (summary / 'figures' / 'by_x.png').exists()
     assert 'is **x = 2.0**' in (summary / 'dialog.md').read_text()
+    env = json.loads((summary / 'environment.json').read_text())   # where the summary ran, as a run records it
+    assert env['sweep'] == 'par' and env['commit'] and env['versions']['torch'] and env['device'] == 'cpu', env
     table = reprlab('results', 'toy', '--sweep', 'par', '--sort', 'val_acc', '--format', 'json')
     best = json.loads(table.stdout)
     assert best[0]['val_acc'] == 1.0 and best[0]['sweep'] == 'par'
