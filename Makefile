@@ -71,8 +71,7 @@ reference-quickstart:
 reference-dreamcomp:
 	$(CLEAR)
 	$(REF) dreamcomp --no-progress -p preset study
-	$(REF) dreamcomp --no-progress -p dataset mnist -p kx 20 -p ky 20 -p epochs 10 -p batch_size 100 -p recon_weight 10 \
-	  -p lr 0.006 -p label_lr 0.05 -p seeds 3 -p target_acc 0.948
+	$(REF) dreamcomp --no-progress -p preset study -p kx 20 -p ky 20 -p epochs 10 -p lr 0.006 -p label_lr 0.05 -p target_acc 0.948
 reference-kh_readout:
 	$(CLEAR)
 	$(REF) kh_readout --no-progress -p preset study -p target_acc 0.98
