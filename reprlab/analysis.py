@@ -13,6 +13,7 @@ import html
 import importlib.util
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -275,12 +276,14 @@ class Comparison:
         return '\n'.join(lines)
 
     def html(self, path: Path | str) -> Path:
-        "Write a self-contained HTML page (figures embedded, no scripts); returns its path."
+        "Write a self-contained HTML page (figures embedded, no scripts, links to the runs' reports relative to the page); returns its path."
         esc = lambda v: html.escape(_fmt(v))
+        path = Path(path).resolve()
+        link = lambda report: Path(os.path.relpath(Path(report).resolve(), path.parent)).as_posix()   # the page moves with the reports
         table = lambda df: df.to_html(index=False, escape=True, border=0, classes='t') if len(df) else '<p>(none)</p>'
         head = ''.join(f"<li><b>{j + 1}</b>: {it.kind} <code>{esc(it.label)}</code> of <b>{esc(it.experiment)}</b>"
                        + (f" (n = {it.n})" if it.kind == 'config' else '')
-                       + (f" — <a href=\"{html.escape(Path(it.runs[0]['report']).as_uri())}\">report</a>" if it.runs[0].get('report') else '')
+                       + (f" — <a href=\"{html.escape(link(it.runs[0]['report']))}\">report</a>" if it.runs[0].get('report') else '')
                        + "</li>" for j, it in enumerate(self.items))
         diff = self.differing_params()
         ptab = pd.DataFrame([{'parameter': k, **{f'{j + 1}': _fmt(v) for j, v in enumerate(vs)}} for k, vs in diff.items()])
@@ -301,7 +304,7 @@ table.t {{ border-collapse: collapse; font-size: 90%; margin: 0.5em 0; }} table.
 <h2>Environment that differs</h2><div class="scroll">{table(etab)}</div>
 <h2>Figures of the same name</h2>{figs or '<p>(no figure name shared by two items)</p>'}
 </body></html>"""
-        path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(page, encoding='utf-8')
         return path
 

@@ -75,6 +75,8 @@ def test_compare_two_configurations_says_whether_the_difference_exceeds_the_seed
     assert r.returncode == 0, r.stderr
     assert re.search(r'knn_test_acc .* (beyond|within) the seed spread', r.stdout), r.stdout
     assert 'n=3' in r.stdout and (seeded[0] / 'cmp.html').exists()
+    links = re.findall(r'href="([^"]+)"', (seeded[0] / 'cmp.html').read_text())   # relative: the page moves with the reports
+    assert len(links) == 2 and all(not l.startswith(('/', 'file:')) and (seeded[0] / l).resolve().is_file() for l in links), links
     r = reprlab('compare', groups[0]['config'], 'nonexistent')
     assert r.returncode == 2 and "'nonexistent' is neither a run id nor a configuration id" in r.stderr
 
