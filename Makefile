@@ -74,7 +74,7 @@ reference-dreamcomp:
 	$(REF) dreamcomp --no-progress -p preset study -p kx 20 -p ky 20 -p epochs 10 -p lr 0.006 -p label_lr 0.05 -p target_acc 0.948
 reference-kh_readout:
 	$(CLEAR)
-	$(REF) kh_readout --no-progress -p preset study -p target_acc 0.98
+	$(REF) kh_readout --no-progress -p preset study -p target_acc 0.98 -p readout_lrs 0.0003,0.001,0.003
 reference-bench_competitive:
 	$(CLEAR)
 	$(REF) bench_competitive --no-progress
