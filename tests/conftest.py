@@ -60,3 +60,13 @@ def files_under(path):
     "Every file below `path`, as paths relative to it (sorted)."
     path = Path(path)
     return sorted(str(p.relative_to(path)) for p in path.rglob('*') if p.is_file()) if path.exists() else []
+
+
+@pytest.fixture
+def busy_machine():
+    "Two CPU-bound processes running beside the test (a machine busy with other work); stopped afterwards."
+    burners = [subprocess.Popen([sys.executable, '-c', 'while True: pass']) for _ in range(2)]
+    try: yield burners
+    finally:
+        for b in burners: b.kill(); b.wait()
+

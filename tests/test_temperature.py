@@ -236,7 +236,8 @@ def test_actcoolr_refuses_what_it_cannot_do():
     assert temperature(0.0, 64) == 6.0
 
 
-def test_actcoolr_experiment_runs(lab):
+def test_actcoolr_experiment_runs(lab, busy_machine):
+    # beside two CPU-bound processes: nothing in the experiment depends on the machine being quiet
     r = reprlab('run', 'actcoolr', '-p', 'epochs', '2', '-p', 'n_train', '320', '-p', 'every', '2', '-p', 'warmup', '3',
                 '-p', 'width', '8', '--json', timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -249,6 +250,7 @@ def test_actcoolr_experiment_runs(lab):
     assert m['actcoolr_gap'] == pytest.approx(100 * (m['test_acc_actcoolr'] - max(m[f'test_acc_{n}'] for n in ('constant', 'step', 'onecycle'))))
     figs = {p.name for p in (lab / 'reports' / 'actcoolr' / out['run_id'] / 'figures').iterdir()}
     assert figs == {'range_analysis.png', 'temperature_heatmaps.png', 'training_curves.png'}
+    assert all(b.poll() is None for b in busy_machine)  # the two were running the whole time
 
 
 def test_actcoolr_divergence_is_reported_as_such(lab):
