@@ -173,6 +173,9 @@ def relative_paths(nb: dict, page: str, run_pages: dict[str, str]):
                 return f'[`reports/reference/{rest}`]({up}{run_pages[rid]})'
             return f'`reports/reference/{rest}`'
         text = re.sub(r'`' + _ABS.pattern + r'`', span, text)
+        # a relative link to a run's report (a sweep summary's "best run" link) -> the run's page
+        text = re.sub(r'\]\((?:\.\./|\./)*(?:[\w.-]+/)*?(' + RUN_ID.pattern + r')/report\.(?:html|ipynb)\)',
+                      lambda m: f']({up}{run_pages[m.group(1)]})' if m.group(1) in run_pages else m.group(0), text)
         return _ABS.sub(lambda m: f'reports/reference/{m.group(1)}', text)
 
     def html(text: str) -> str:

@@ -545,12 +545,14 @@ def test_paths_and_banners_of_runs():
     nb = {'cells': [{'cell_type': 'markdown', 'source': 'see `/home/x/lab/reports/reference/exp/%s/report.html`' % rid},
                     {'cell_type': 'code', 'source': '', 'outputs': [
                         {'output_type': 'display_data', 'data': {
-                            'text/markdown': 'store /srv/a/reports/reference/.store.sqlite',
+                            'text/markdown': 'store /srv/a/reports/reference/.store.sqlite; best: '
+                                             f'[report](../../{rid}/report.html), [other](../../20260101-000000-000000/report.html)',
                             'text/html': '<table><tr><td>%s</td><td>20260101-000000-000000</td></tr></table>' % rid}}]}]}
     runs.relative_paths(nb, 'reports/exp/sweeps/s/report', {rid: f'reports/exp/{rid}/report.md'})
     assert nb['cells'][0]['source'] == f'see [`reports/reference/exp/{rid}/report.html`](../../../../reports/exp/{rid}/report.md)'
     out = nb['cells'][1]['outputs'][0]['data']
-    assert out['text/markdown'] == 'store reports/reference/.store.sqlite'
+    assert out['text/markdown'] == (f'store reports/reference/.store.sqlite; best: [report](../../../../reports/exp/{rid}/report.md), '
+                                    '[other](../../20260101-000000-000000/report.html)')   # a sweep summary's link to its best run
     assert f'<td><a href="../../../../reports/exp/{rid}/report.html">{rid}</a></td>' in out['text/html']
     assert '<td>20260101-000000-000000</td>' in out['text/html']   # a run without a page stays text
     run = {'experiment': 'no_such_experiment'}
