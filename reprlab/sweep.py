@@ -284,9 +284,10 @@ def sweep_summary(experiment: str, name: str, store: Store | None = None, report
     for old in ('metrics.json', 'dialog.md', 'hopes.json'): (folder/old).unlink(missing_ok=True)
     values = dict(experiment=experiment, sweep=name, metric=metric or '', ascending=ascending, store=str(store.path))
     write_json(folder/'params.json', values)
+    nb = summary_notebook()
     # what a run records about where it ran (git commit, versions, machine): the summary reads the store as it was at this commit
     write_json(folder/'environment.json', {**environment(s.root), 'experiment': experiment, 'sweep': name,
-                                           'started': time.strftime('%Y-%m-%d %H:%M:%S'), 'notebook': str(summary_notebook())})
-    res = execute_run(summary_notebook(), folder, values)
+                                           'started': time.strftime('%Y-%m-%d %H:%M:%S'), 'notebook': str(nb)})
+    res = execute_run(nb, folder, values)
     if res['status'] != 'ok': print(f"sweep summary of {name}: {res['status']}: {res['error']}", file=sys.stderr)
     return Path(res['report']) if res['report'] else None
