@@ -18,7 +18,8 @@ from pathlib import Path
 from .runner import ParameterError, ReportsError, RunInterrupted   # light: nbformat, no pandas, no torch
 
 # %% auto #0
-__all__ = ['COMMANDS', 'cmd_list', 'cmd_run', 'cmd_sweep', 'fit_width', 'cmd_results', 'cmd_compare', 'cmd_leaderboard', 'main']
+__all__ = ['COMMANDS', 'cmd_list', 'cmd_run', 'cmd_sweep', 'fit_width', 'cmd_results', 'cmd_compare', 'cmd_leaderboard',
+           'cmd_scorecard', 'main']
 
 # %% ../nbs/07_cli.ipynb #95ebffd1
 def _parser() -> argparse.ArgumentParser:
@@ -76,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument('--higher', action='store_const', const='higher', dest='better', help='larger is better (when not declared)')
     d.add_argument('--lower', action='store_const', const='lower', dest='better', help='smaller is better (when not declared)')
     b.add_argument('--format', default='table', choices=('table', 'tsv', 'csv', 'json'))
+    s = sub.add_parser('scorecard', help="which of the studies' claims hold: every declared claim against the reference runs, with a verdict")
+    s.add_argument('experiments', nargs='*', metavar='EXPERIMENT', help='only these experiments (default: every one that declares claims)')
+    s.add_argument('--reports', type=Path, metavar='FOLDER', help='folder of reference runs (default: REPORTS/reference, or REPORTS itself when it has no reference folder, as under make reference)')
+    s.add_argument('--format', default='table', choices=('table', 'markdown', 'tsv', 'csv', 'json'))
     return p
 
 # %% ../nbs/07_cli.ipynb #7c2844f2
@@ -233,11 +238,32 @@ def cmd_leaderboard(args, out):
     print(f"best report: {best['report'] or '(none)'}", file=out)
     return 0
 
+# %% ../nbs/07_cli.ipynb #5c0ecad1
+def cmd_scorecard(args, out):
+    "The scorecard: one row per declared claim, the study's number, the lab's mean ± std (n), the verdict."
+    from reprlab.config import load_settings
+    from reprlab.scorecard import scorecard, scorecard_markdown, scorecard_rows
+    from reprlab.store import format_table
+    import pandas as pd
+    reports = load_settings().reports
+    folder = args.reports or (reports/'reference' if (reports/'reference').is_dir() else reports)
+    df = scorecard(folder, args.experiments or None)
+    if df.empty: print(f"no claims declared{' by ' + ', '.join(args.experiments) if args.experiments else ''}", file=out); return 0
+    if args.format == 'markdown': print(scorecard_markdown(df), file=out); return 0
+    if args.format == 'json': print(df.to_json(orient='records', indent=1), file=out); return 0
+    rows = pd.DataFrame(scorecard_rows(df))
+    if args.format != 'table': print(format_table(rows, args.format), file=out); return 0
+    show = rows[['experiment', 'claim', 'study', 'lab', 'n', 'diff', 'verdict', 'marks']]
+    print(format_table(fit_width(show, shutil.get_terminal_size((120, 24)).columns)[0], 'table'), file=out)
+    counts = rows.verdict.value_counts()
+    print(f"{len(rows)} claims: " + ', '.join(f"{n} {v}" for v, n in counts.items()) + f" (reference runs: {folder})", file=out)
+    return 0
+
 # %% ../nbs/07_cli.ipynb #0cb5f281
 def _sigterm(signum, frame): raise RunInterrupted('SIGTERM')
 
 COMMANDS = {'list': cmd_list, 'run': cmd_run, 'sweep': cmd_sweep, 'results': cmd_results, 'compare': cmd_compare,
-            'leaderboard': cmd_leaderboard}
+            'leaderboard': cmd_leaderboard, 'scorecard': cmd_scorecard}
 
 def main(argv: list[str] | None = None, out=None) -> int:
     "Entry point of the `reprlab` command; returns the exit status."
