@@ -49,7 +49,7 @@ class Tracker:
         self.rows: list[dict] = []
         self._steps: list[dict] = []
         self._last: dict[str, torch.Tensor] = {}
-        self._moved: dict[str, dict] = {}
+        self._moved: dict[str, np.ndarray | None] = {}
         self.movements: dict[str, list[np.ndarray]] = {}   # per name, one array of per-row movements per call
 
     def step(self, **losses):
@@ -62,7 +62,8 @@ class Tracker:
         "How far each row of `vectors` moved since the previous call with this name (None on the first call)."
         v = torch.as_tensor(vectors).detach().double().cpu().clone()
         old, self._last[name] = self._last.get(name), v
-        if old is None: return None
+        if old is None:                                   # nothing to compare yet: the columns exist from the first epoch, NaN
+            self._moved[name] = None; return None
         m = cosine_movement(old, v)
         self.movements.setdefault(name, []).append(m)
         self._moved[name] = m
@@ -76,7 +77,7 @@ class Tracker:
             steps = pd.DataFrame(self._steps)
             row.update(steps.mean().to_dict()); row['steps'] = len(steps)
         for name, m in self._moved.items():
-            row[f'{name}_moved_mean'], row[f'{name}_moved_max'] = float(m.mean()), float(m.max())
+            row[f'{name}_moved_mean'], row[f'{name}_moved_max'] = (float('nan'),) * 2 if m is None else (float(m.mean()), float(m.max()))
         for k, v in values.items(): row[k] = float(v.detach()) if isinstance(v, torch.Tensor) else v
         row = {('epoch' if k == 'epoch' else self.prefix + k): v for k, v in row.items()}
         self.rows.append(row)

@@ -132,3 +132,14 @@ def test_a_diverging_run_fails_clearly_and_keeps_its_tracking(lab):
     assert (d / 'tracking' / 'centroid_seed0.csv').exists() and Path(out['report']).exists()
     assert not (d / 'dialog.md').exists() or not (d / 'dialog.md').read_text().strip()
     assert 'hopes_total' not in out['metrics']
+
+
+def test_one_epoch_runs_and_says_there_is_no_centroid_movement(lab):
+    "epochs = 1 is allowed by its constraint: the movement figure and the dialog say there is nothing to compare with."
+    out = _run(('epochs', '1'), ('n_train', '300'), ('layers', '32,16'), ('study_cce', 'false'))
+    d = Path(out['run_dir'])
+    assert out['status'] == 'ok' and out['metrics']['best_epoch'] == 1, out.get('error')
+    assert (d / 'figures' / 'centroid_movement.png').exists()
+    assert 'a single epoch: no centroid movement to report' in (d / 'dialog.md').read_text()
+    t = pd.read_csv(d / 'tracking' / 'centroid_seed0.csv', index_col='epoch')
+    assert list(t.index) == [1] and t.centroid_moved_mean.isna().all()
