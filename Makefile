@@ -57,13 +57,14 @@ REFENV := REPRLAB_REPORTS=reports/reference REPRLAB_STORE=reports/reference/.sto
 REF := $(REFENV) $(BIN)/reprlab run
 RUN_ID := $(BIN)/python -c 'import json, sys; print(json.load(sys.stdin)["run_id"])'
 # the lab preset at the study's scale (MNIST, 20x20, 5 x 20,000 samples, the study's rates): the side-by-side of the presets
-TOPO_LAB_ON_MNIST := -p dataset mnist -p kx 20 -p ky 20 -p epochs 5 -p samples_per_epoch 20000 -p lr 0.1 -p sparsity 0.02 \
-  -p homeostasis_rate 1 -p excitation_radius 2
+TOPO_LAB_ON_MNIST := -p dataset mnist -p kx 20 -p ky 20 -p epochs 300 -p samples_per_epoch 2000 -p lr 0.1 -p sparsity 0.02 \
+  -p homeostasis_rate 1 -p excitation_radius 2 -p inhibition surround
 REFERENCES := quickstart dreamcomp kh_readout bench_competitive actcoolr centroid_clustering topo_sparse_dream bench_topo \
   sparse_contrastive bench_probes
 .PHONY: reference $(addprefix reference-,$(REFERENCES))
 reference: $(addprefix reference-,$(REFERENCES))
-$(addprefix reference-,$(REFERENCES)): install
+	$(MAKE) scorecard
+$(addprefix reference-,$(REFERENCES)): install clean-tree
 CLEAR = rm -rf reports/reference/$(subst reference-,,$@)
 reference-quickstart:
 	$(CLEAR)
@@ -88,8 +89,7 @@ reference-centroid_clustering:
 	$(REFENV) $(BIN)/reprlab sweep centroid_clustering --config nbs/experiments/centroid_clustering.sweep.yaml --no-progress
 reference-topo_sparse_dream:
 	$(CLEAR)
-	$(REF) topo_sparse_dream --no-progress -p preset study -p inhibition surround
-	study=$$($(REF) topo_sparse_dream --no-progress --json -p preset study | $(RUN_ID)) && \
+	study=$$($(REF) topo_sparse_dream --no-progress --json -p preset study -p inhibition surround | $(RUN_ID)) && \
 	lab=$$($(REF) topo_sparse_dream --no-progress --json $(TOPO_LAB_ON_MNIST) | $(RUN_ID)) && \
 	$(REFENV) $(BIN)/reprlab compare $$lab $$study --html reports/reference/topo_sparse_dream/lab-vs-study.html
 reference-bench_topo:
@@ -102,6 +102,15 @@ reference-sparse_contrastive:
 reference-bench_probes:
 	$(CLEAR)
 	$(REF) bench_probes --no-progress
+
+# Which of the studies' claims hold on the reference runs (reprlab scorecard); written beside them as SCORECARD.md.
+# A reference run is made from a clean tree: `make reference` refuses uncommitted changes outside reports/.
+.PHONY: scorecard clean-tree
+scorecard: install
+	$(BIN)/reprlab scorecard --reports reports/reference --format markdown > reports/reference/SCORECARD.md
+	$(BIN)/reprlab scorecard --reports reports/reference
+clean-tree:
+	@git diff --quiet HEAD -- . ':!reports' || { echo "make reference: the tree has uncommitted changes outside reports/; commit them first (a reference run records its commit)"; exit 1; }
 
 # The documentation site, built offline from the notebooks into _site/ (see docs/build.py and README.md):
 # nbdev's notebook processors, then Sphinx with myst-nb and furo, warnings as errors; MathJax is a local npm copy.

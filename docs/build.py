@@ -192,11 +192,28 @@ def write_generated(pages: list[dict], proc: Path, site: dict):
     metric_md, index = runs.metric_pages(site['runs'], site['run_pages'], site['exp_pages'])
     generated['metrics/index'] = index
     for name, text in metric_md.items(): generated[f'metrics/{name}'] = text
+    generated['scorecard'] = scorecard_page(site['run_pages'])
     generated['about'] = (DOCS/'pages'/'about.md').read_text(encoding='utf-8')
     for page, text in generated.items():
         (proc/page).parent.mkdir(parents=True, exist_ok=True)
         _write_if_changed(proc/f'{page}.md', text)
-    return [p['page'] for p in lib], ['experiments/index', 'reports/index', 'metrics/index', 'about'], set(generated)
+    return [p['page'] for p in lib], ['experiments/index', 'reports/index', 'metrics/index', 'scorecard', 'about'], set(generated)
+
+
+def scorecard_page(run_pages: dict[str, str]) -> str:
+    "The Scorecard page: every claim the experiments declare, judged on the committed reference runs (`reprlab scorecard`)."
+    from reprlab.scorecard import scorecard, scorecard_markdown
+    table = scorecard_markdown(scorecard(REFERENCE), link=lambda rid: run_pages.get(rid))
+    return '\n'.join(['# Scorecard', '',
+        "Which of the studies' claims hold here. Each experiment declares its study's claims in a cell tagged `claims`: the "
+        "study's number, where the study says it, the lab metric that answers it, the setting it was made in and how it is "
+        "judged. Each claim is scored on the committed reference runs (`reports/reference/`): the lab's mean ± standard "
+        "deviation over seeds and n, the difference, whether the run's setting is the study's (the values that differ when it "
+        "is not), and the verdict: *reproduced*, *within the seed spread* (short of the mark by less than two standard "
+        "deviations), *not reproduced*, *not comparable* (other data or another model than the study's) or *not run*. A "
+        "verdict marked *stale* was made by a notebook, library code or data that changed since; *uncommitted* by a tree with "
+        "uncommitted changes. `reprlab scorecard` prints the same table; `make reference` regenerates the runs behind it.", '',
+        table, ''])
 
 
 def _write_if_changed(path: Path, text: str):
