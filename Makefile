@@ -56,7 +56,7 @@ clean-nbs: install
 REFENV := REPRLAB_REPORTS=reports/reference REPRLAB_STORE=reports/reference/.store.sqlite
 REF := $(REFENV) $(BIN)/reprlab run
 RUN_ID := $(BIN)/python -c 'import json, sys; print(json.load(sys.stdin)["run_id"])'
-# the lab preset at the study's scale (MNIST, 20x20, 5 x 20,000 samples, the study's rates): the side-by-side of the presets
+# the lab preset at the study's scale (MNIST, 20x20, 300 x 2,000 samples, the study's rates, surround inhibition): the side-by-side of the presets
 TOPO_LAB_ON_MNIST := -p dataset mnist -p kx 20 -p ky 20 -p epochs 300 -p samples_per_epoch 2000 -p lr 0.1 -p sparsity 0.02 \
   -p homeostasis_rate 1 -p excitation_radius 2 -p inhibition surround
 REFERENCES := quickstart dreamcomp kh_readout bench_competitive actcoolr centroid_clustering topo_sparse_dream bench_topo \
