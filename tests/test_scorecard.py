@@ -81,7 +81,7 @@ def test_the_dialog_states_the_studys_number_beside_the_runs(reference):
     dialogs = {json.loads((p.parent / 'params.json').read_text())['size']: p.read_text() for p in (d / 'reference').rglob('dialog.md')}
     assert "**Study claim** (study.txt: 'Accuracy: 91%'): 10 units reach 91%. The study: 91.00%; this run: 91.00% ± 1.00% over 3 seeds" in dialogs[10]
     assert '— **within the seed spread**.' in dialogs[10] and '— **not reproduced**.' in dialogs[10]
-    assert "Where this run differs from the study: dataset 'b' (study 'a')." in dialogs[20] and 'not comparable' in dialogs[20]
+    assert "This run's data or model is not the study's: dataset 'b' (study 'a')." in dialogs[20] and 'not comparable' in dialogs[20]
     assert '40 units' not in dialogs[10] + dialogs[20]                                 # a claim no run answers is not said
 
 
