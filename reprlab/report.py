@@ -213,15 +213,14 @@ def _to_number(name, v):
         return float(v)
     raise TypeError(f"metric {name!r}: expected a number, got {type(v).__name__} {v!r}")
 
-def log_metrics(**values) -> dict:
-    "Record metrics of this run (written to metrics.json at once); returns all metrics so far."
+def log_metrics(**values) -> None:
+    "Record metrics of this run (written to metrics.json at once). Returns None: as a cell's last line it prints nothing."
     new = {k: _to_number(k, v) for k, v in values.items()}
     if _state.declared:
         undeclared = [k for k in new if find_metric(_state.declared, k) is None]
         if undeclared: warnings.warn(f"metric(s) {undeclared} are not declared in the notebook's METRICS cell", stacklevel=2)
     _state.metrics.update(new)
     if (d := run_dir()): write_json(d/'metrics.json', _state.metrics); _record_library(d)
-    return dict(_state.metrics)
 
 # %% ../nbs/04_report.ipynb #8b356a97
 _NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
@@ -248,15 +247,19 @@ def save_figure(fig,                      # a matplotlib Figure
     if caption: display(Markdown(f"*{caption}*"))
     plt.close(fig)
 
-def say(text: str):
+def say(text: str,            # Markdown, with the run's own numbers
+        answer: bool = False, # this sentence answers the experiment's question: the report's headline shows it
+       ):
     "A sentence of the analysis dialog, rendered as Markdown (put the run's own numbers in it)."
     from IPython.display import Markdown, display
     if not isinstance(text, str): raise TypeError(f"say() takes Markdown text, got {type(text).__name__}")
     if (d := run_dir()):
         with open(d/'dialog.md', 'a') as f: f.write(text.rstrip() + '\n\n')
+        if answer: (d/'answer.md').write_text(text.strip() + '\n')   # the latest answer wins
     display(Markdown(text))
 
-def _verdict(met: bool) -> str: return '✅ met' if met else '❌ not met'   # in words: an emoji alone may render as a box
+# Words, not marks: an emoji or a dingbat renders as an empty box where no font has it (headless Chromium in CI).
+def _verdict(met: bool) -> str: return 'met' if met else 'NOT met'
 
 def hope(claim: str,       # the hope, as stated in the intro
          passed,           # whether this run meets it (a bool)

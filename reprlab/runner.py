@@ -38,9 +38,9 @@ from .config import RUN_DIR_ENV, environment, load_settings, process_alive, read
 __all__ = ['MAX_CELL_OUTPUT', 'THREAD_ENV', 'ParameterError', 'Constraint', 'parse_constraint', 'check_constraint', 'Param',
            'notebook_params', 'coerce_value', 'resolve_params', 'new_experiment_notebook', 'notebook_presets',
            'notebook_metrics', 'experiments_dir', 'experiment_path', 'describe', 'list_experiments', 'RunResult',
-           'new_run_id', 'notebook_hash', 'sweep_ipc_files', 'IPCKernelManager', 'tidy_outputs', 'math_to_mathml',
-           'render_html', 'RunInterrupted', 'ReportsError', 'prepare_run', 'execute_notebook', 'finish_run',
-           'execute_run', 'run_experiment']
+           'new_run_id', 'notebook_hash', 'sweep_ipc_files', 'IPCKernelManager', 'tidy_outputs', 'report_title',
+           'spread_metric', 'first_sentence', 'report_headline', 'math_to_mathml', 'render_html', 'RunInterrupted',
+           'ReportsError', 'prepare_run', 'execute_notebook', 'finish_run', 'execute_run', 'run_experiment']
 
 # %% ../nbs/06_runner.ipynb #86f2dcac
 _TYPES = {'int': int, 'float': float, 'str': str, 'bool': bool}
@@ -418,6 +418,79 @@ def tidy_outputs(nb, max_chars: int = MAX_CELL_OUTPUT):
         cell.outputs = kept
     return nb
 
+# %% ../nbs/06_runner.ipynb #09a4f17f
+def _fmt_param(v) -> str: return f"{v:g}" if isinstance(v, float) else str(v)
+
+def report_title(experiment: str,             # the experiment's name
+                 params: dict,                # the run's parameters (params.json)
+                 defaults: dict,              # the notebook's defaults
+                 presets: dict | None = None, # the notebook's PRESETS (name -> values)
+                 max_shown: int = 6,          # parameters named before '+N more'
+                ) -> str:
+    "'experiment — preset=study, epochs=30': the preset and the parameters that differ from the defaults under that preset."
+    base = {**defaults, **(presets or {}).get(params.get('preset'), {})}
+    shown = [('preset', params['preset'])] if 'preset' in params else []
+    shown += [(k, v) for k, v in params.items() if k != 'preset' and k in base and v != base[k]]
+    if not shown: return f"{experiment} — defaults"
+    more = f", +{len(shown) - max_shown} more" if len(shown) > max_shown else ''
+    return f"{experiment} — " + ', '.join(f"{k}={_fmt_param(v)}" for k, v in shown[:max_shown]) + more
+
+def _number(v) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+def spread_metric(name: str, logged: dict) -> str | None:
+    "The logged metric holding the spread of `name`: NAME_std, std_NAME, or `std` between NAME's words (test_acc_std_actcoolr)."
+    w = name.split('_')
+    names = [f'{name}_std', f'std_{name}', *('_'.join(w[:i] + ['std'] + w[i:]) for i in range(1, len(w)))]
+    return next((n for n in names if _number(logged.get(n))), None)
+
+def first_sentence(text: str) -> str:
+    "The first sentence of Markdown text (its first paragraph up to a '.', '!' or '?' followed by a capital)."
+    para = ' '.join(re.split(r'\n\s*\n', text.strip())[0].split())
+    return re.split(r'(?<=[.!?])\s+(?=\**[A-Z])', para, maxsplit=1)[0]
+
+def _fmt_metric(v, unit: str) -> str:
+    return f"{v:.2%}" if unit == 'fraction' else f"{v:.4g}" + (f" {unit}" if unit and unit != 'count' else '')
+
+def report_headline(run_dir: Path | str,           # the run folder: metrics.json, hopes.json, params.json, answer.md, dialog.md
+                    declared: dict | None = None,  # the experiment's declared metrics (`notebook_metrics`)
+                    error: str | None = None,      # the run's error, when it failed
+                   ) -> str | None:
+    "Markdown of a report's headline: the primary metric with its spread, hopes met and not met, the one-sentence answer."
+    from reprlab.report import primary_metric
+    rd = Path(run_dir)
+    def load(name, default):
+        try: return read_json(rd/name, default)
+        except (OSError, ValueError): return default
+    metrics, hopes, params = load('metrics.json', {}), load('hopes.json', []), load('params.json', {})
+    lines = [f"**Run failed**: {error}"] if error else []
+    if (m := primary_metric(declared or {})) and '*' not in m.name:
+        v = metrics.get(m.name)
+        line = f"**{m.description[:1].upper() + m.description[1:]}** (`{m.name}`, {m.better} is better): " + (f"**{_fmt_metric(v, m.unit)}**" if _number(v) else 'not recorded')
+        seeds = params.get('seeds')
+        if _number(v) and (s := spread_metric(m.name, metrics)) and not (isinstance(seeds, int) and seeds < 2):
+            line += f" ± {_fmt_metric(metrics[s], m.unit)} (" + (f"std over {seeds} seeds" if isinstance(seeds, int) else f"`{s}`") + ')'
+        lines.append(line)
+    if hopes:
+        met = sum(bool(h.get('met')) for h in hopes)
+        lines.append(f"**Hopes**: {met} met, {len(hopes) - met} NOT met (of {len(hopes)})")
+    elif metrics or declared: lines.append("**Hopes**: none checked")
+    answer = next((t.strip() for f in ('answer.md', 'dialog.md') if (p := rd/f).is_file() and (t := p.read_text(errors='replace')).strip()), '')
+    if answer: lines.append(f"**Answer**: {first_sentence(answer) if not (rd/'answer.md').is_file() else ' '.join(answer.split())}")
+    return '\n'.join(f"- {l}" for l in lines) if lines else None
+
+def _with_headline(nb, md: str):
+    "Put a headline cell after the notebook's title and one-line summary, before its intro (the first cell is split there)."
+    cell = nbformat.v4.new_markdown_cell(md, metadata={'tags': ['reprlab-headline']})
+    first = nb.cells[0] if nb.cells else None
+    if first is None or first.cell_type != 'markdown' or not first.source.lstrip().startswith('# '):
+        nb.cells.insert(0, cell); return nb
+    paras = re.split(r'\n\s*\n', first.source.strip())
+    n = 2 if len(paras) > 1 and paras[1].lstrip().startswith('>') else 1
+    rest, att = '\n\n'.join(paras[n:]), ({'attachments': first.attachments} if first.get('attachments') else {})
+    head = nbformat.v4.new_markdown_cell('\n\n'.join(paras[:n]), **att)
+    nb.cells = [head, cell, *([nbformat.v4.new_markdown_cell(rest, **att)] if rest else []), *nb.cells[1:]]
+    return nb
+
 # %% ../nbs/06_runner.ipynb #2ecf34fc
 _TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
 {%- block html_head_js -%}{%- endblock html_head_js -%}
@@ -430,6 +503,7 @@ details.reprlab-stderr pre { white-space: pre-wrap; background: #f7f7f7; padding
 .jp-RenderedImage img { max-width: 100%; height: auto; }
 .jp-OutputArea-output { overflow-x: auto; }   /* a wide table scrolls inside its box, not the page */
 code.reprlab-tex { color: #a33; }
+.celltag_reprlab-headline { border-left: 4px solid #3a6ea5; background: #f3f6fa; margin: 0.5em 0 1em; padding: 0.1em 0.8em; }
 </style>{%- endblock extra_css -%}
 {% block data_png scoped %}
 <div class="jp-RenderedImage jp-OutputArea-output {{ extra_class }}">
@@ -460,11 +534,25 @@ def math_to_mathml(page: str) -> str:
 
 _EXTERNAL = re.compile(r'<(?:script|link)\b[^>]*(?:src|href)\s*=\s*["\']?(?:https?:)?//', re.I)
 
-def render_html(nb_path: Path, html_path: Path, with_code: bool = False) -> Path:
+def render_html(nb_path: Path, html_path: Path, with_code: bool = False,
+                headline: bool = True,  # a headline and a title from the run folder beside nb_path
+               ) -> Path:
     "Render an executed notebook as a self-contained HTML report (figures embedded, math as MathML, code hidden unless with_code)."
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
     nb = nbformat.read(nb_path, as_version=4)
+    if headline:
+        rd = Path(nb_path).parent
+        try: declared = notebook_metrics(nb_path)
+        except (ParameterError, ValueError, SyntaxError): declared = {}
+        if (md := report_headline(rd, declared, _failure(nb_path))): nb = _with_headline(nb, md)
+        try:
+            if not (rd/'params.json').is_file(): raise ValueError('not a run folder')
+            defaults = {k: p.default for k, p in notebook_params(nb_path).items()}
+            presets = notebook_presets(nb_path) if 'preset' in defaults else {}
+            experiment = read_json(rd/'environment.json', {}).get('experiment') or rd.parent.name
+            nb.metadata['title'] = report_title(experiment, read_json(rd/'params.json', {}), defaults, presets)
+        except (ParameterError, ValueError, SyntaxError, OSError): pass   # an unreadable notebook keeps nbconvert's title
     exporter = HTMLExporter(extra_loaders=[DictLoader({'reprlab_report.html.j2': _TEMPLATE})], template_file='reprlab_report.html.j2',
                             exclude_input=not with_code, exclude_input_prompt=not with_code, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nb)
