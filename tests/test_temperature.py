@@ -279,3 +279,34 @@ def test_actcoolr_declares_the_study_preset_and_its_metrics():
     metrics = notebook_metrics(nb)
     assert [m.name for m in metrics.values() if m.primary] == ['test_acc_actcoolr']
     assert all(p.constraint for p in notebook_params(nb).values() if p.type in ('int', 'float'))
+
+
+def _actcoolr(*params, expect=0):
+    r = reprlab('run', 'actcoolr', *[x for kv in params for x in ('-p', *kv)], '--no-progress', '--json', timeout=600)
+    assert r.returncode == expect, r.stderr[-3000:] + r.stdout[-2000:]
+    return json.loads(r.stdout)
+
+
+@pytest.mark.parametrize('schedule', ['constant', 'step'])
+def test_a_run_of_one_schedule_checks_the_hopes_about_it_and_names_the_others(lab, schedule):
+    "Every declared schedule runs: hopes about schedules it did not train are named as not applicable, not left to crash."
+    out = _actcoolr(('schedule', schedule), ('model', 'mlp'), ('epochs', '2'), ('n_train', '300'))
+    assert out['status'] == 'ok' and out['metrics']['hopes_total'] == 1, out.get('error')
+    run_dir = lab / 'reports' / 'actcoolr' / out['run_id']
+    assert [h['hope'] for h in json.loads((run_dir / 'hopes.json').read_text())] == [f'Layers cool bottom-to-top under {schedule}']
+    html = (run_dir / 'report.html').read_text()
+    assert f'Not applicable to this run (<code>schedule</code> = {schedule})' in html and 'hope 1 (' in html and 'hope 4 (' in html
+
+
+def test_a_run_shorter_than_the_warmup_warms_up_for_half_of_it(lab):
+    "warmup = 10 with a 5-step run: ActCooLR warms up for 2 steps and the dialog says so."
+    out = _actcoolr(('schedule', 'actcoolr'), ('model', 'mlp'), ('epochs', '1'), ('n_train', '300'))
+    assert out['status'] == 'ok' and out['metrics']['hopes_total'] == 2, out.get('error')
+    dialog = (lab / 'reports' / 'actcoolr' / out['run_id'] / 'dialog.md').read_text()
+    assert 'After its 2-step warm-up (shortened from `warmup` = 10: the run has only 5 steps)' in dialog
+
+
+def test_a_one_step_run_of_actcoolr_fails_saying_what_to_change(lab):
+    out = _actcoolr(('schedule', 'actcoolr'), ('model', 'mlp'), ('epochs', '1'), ('n_train', '30'), expect=1)
+    assert out['error'] == ("ValueError: schedule actcoolr: the run has 1 optimizer step (epochs 1 x 1 batches of 64 from 30 samples), "
+                            "ActCooLR needs at least 2; raise epochs or n_train, or lower batch_size"), out['error']
