@@ -41,7 +41,7 @@ CLAIMS = [
 
 @pytest.fixture(scope='module')
 def reference(tmp_path_factory):
-    "Two reference runs of a generated experiment: size 10 on the study's data, size 20 on other data."
+    "Reference runs of a generated experiment: size 10 on the study's data, size 20 on other data, size 30 that no claim asks for."
     d = tmp_path_factory.mktemp('scorecard')
     nb_path = new_experiment_notebook(d / 'experiments' / 'toy.ipynb', PARAMS, BODY, presets={'study': {'dataset': 'a', 'seeds': 3}},
                                       metrics={'test_acc': 'test accuracy [fraction, higher, primary]',
@@ -52,7 +52,7 @@ def reference(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv('REPRLAB_EXPERIMENTS', str(d / 'experiments')); mp.setenv('REPRLAB_REPORTS', str(d / 'reference'))
         mp.setenv('REPRLAB_STORE', str(d / 'results.sqlite')); mp.setenv('REPRLAB_DEVICE', 'cpu')
-        for args in (['-p', 'size', '10'], ['-p', 'size', '20', '-p', 'dataset', 'b']):
+        for args in (['-p', 'size', '10'], ['-p', 'size', '20', '-p', 'dataset', 'b'], ['-p', 'size', '30']):
             r = reprlab('run', 'toy', *args, '--no-progress')
             assert r.returncode == 0, r.stderr + r.stdout
         yield d, mp
@@ -83,6 +83,8 @@ def test_the_dialog_states_the_studys_number_beside_the_runs(reference):
     assert '— **within the seed spread**.' in dialogs[10] and '— **not reproduced**.' in dialogs[10]
     assert "This run's data or model is not the study's: dataset 'b' (study 'a')." in dialogs[20] and 'not comparable' in dialogs[20]
     assert '40 units' not in dialogs[10] + dialogs[20]                                 # a claim no run answers is not said
+    assert ("**Study claims**: this run's parameters answer none of the 6 claims the study makes (the claims cell): "
+            "10 units reach 91% (91.00%, `test_acc`);") in dialogs[30]
 
 
 def test_bad_claims_and_unknown_experiments_are_one_line(reference):
