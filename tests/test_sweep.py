@@ -159,3 +159,19 @@ def test_sweep_on_an_existing_dask_scheduler(lab_experiments, lab, dask_cluster)
         assert Path(row.report).exists() and 0.9 < row.knn_test_acc <= 1
         assert json.loads((Path(row.run_dir) / 'environment.json').read_text())['status'] == 'ok'
     assert (lab / 'reports' / 'quickstart' / 'sweeps' / 'onDask' / 'report.html').exists()
+
+
+def test_a_sweep_whose_points_all_fail_says_so_with_the_first_error(lab_experiments, lab):
+    "Each point logs val_acc, then fails: the summary says every point failed and shows the first error (not 'val_acc not recorded')."
+    new_experiment_notebook(lab_experiments / 'late.ipynb', "x: float = 1.0  # input",
+                            "from reprlab.report import begin, log_metrics\nrun = begin(globals())\nlog_metrics(val_acc=0.5)\n"
+                            "raise ValueError(f'x = {x} fails after logging')\n", summary='Fails late.')
+    r = reprlab('sweep', 'late', '--grid', 'x=1,2', '--metric', 'val_acc', '--workers', '1', '--name', 'allfail', '--no-progress', timeout=300)
+    assert r.returncode == 1 and 'was not recorded' not in r.stderr + r.stdout, r.stderr + r.stdout
+    rows = _rows('allfail', 'late').sort_values('started')
+    assert list(rows.status) == ['failed', 'failed'] and (rows.val_acc == 0.5).all()
+    summary = lab / 'reports' / 'late' / 'sweeps' / 'allfail'
+    dialog = (summary / 'dialog.md').read_text()
+    assert f"**all 2 points failed** (2 failed, 0 interrupted), so nothing is ranked by val_acc. The first error, run `{rows.id.iloc[0]}`: " \
+           f"ValueError: x = 1.0 fails after logging" in dialog, dialog
+    assert 'fails after logging' in (summary / 'report.html').read_text()
