@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument('--with-code', action='store_true', help='keep the code cells in report.html')
     r.add_argument('--no-progress', action='store_true', help='no progress bar over cells')
     r.add_argument('--timeout', type=float, metavar='SECONDS', help='seconds allowed for each cell (default: settings cell_timeout; 0: no limit)')
+    r.add_argument('--dry-run', action='store_true', help='check the experiment and its parameters, print them resolved, start nothing')
     w = sub.add_parser('sweep', help='run an experiment over a grid or random sample of its parameters',
                        description='Each point is a normal run with its own report and results row, tagged with the sweep name. '
                                    'Re-running the same sweep skips the points whose runs completed with the same notebook, library and '
@@ -51,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument('--dask', metavar='ADDRESS', help='submit to an existing Dask scheduler, e.g. tcp://host:8786')
     w.add_argument('--name', help='sweep name (default: derived from the experiment and its points, so reruns resume)')
     w.add_argument('--seed', type=int, help='seed of the random draws (default 0)')
+    w.add_argument('--dry-run', action='store_true', help='check the sweep and every point, say how many would run, start nothing')
     w.add_argument('--metric', help="metric the summary ranks by (default: the experiment's declared primary metric)")
     w.add_argument('--ascending', action='store_true', help='smaller metric is better (default: the declared direction)')
     w.add_argument('--retry-failed', action='store_true', help='run points recorded as failed again')
@@ -149,6 +151,8 @@ def cmd_sweep(args, out):
     spec.params.update(dict(args.param))
     for k in ('random', 'workers', 'dask', 'name', 'seed', 'metric', 'seeds'):
         if getattr(args, k) is not None: setattr(spec, k, getattr(args, k))
+    if args.dask is not None and args.workers is None: spec.workers = None   # where to run: the command line wins over the file
+    if args.workers is not None and args.dask is None: spec.dask = None
     if args.ascending: spec.ascending = True
     if spec.workers is not None and spec.dask: raise ParameterError("give --workers (local) or --dask (a cluster), not both")
     res = run_sweep(spec, retry_failed=args.retry_failed, summary=not args.no_summary, progress=not args.no_progress,
@@ -271,9 +275,13 @@ def main(argv: list[str] | None = None, out=None) -> int:
     args = _parser().parse_args(argv)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _sigterm)   # a killed run is recorded as interrupted, not left 'running'
+    from reprlab.runner import DRY_RUN, DryRun
+    dry = DRY_RUN.set(bool(getattr(args, 'dry_run', False)))   # run and sweep stop with DryRun where they would start
     try: return COMMANDS[args.command](args, out)
+    except DryRun as e: print(e, file=out); return 0
     except (ParameterError, ValueError, ReportsError) as e:   # StoreError is a ValueError: one line naming the file
         print(f"reprlab {args.command}: {e}", file=sys.stderr); return 2
     except KeyboardInterrupt as e:
         why = getattr(e, 'signal', None) or 'SIGINT (Ctrl-C)'
         print(f"reprlab {args.command}: interrupted ({why})", file=sys.stderr); return 130
+    finally: DRY_RUN.reset(dry)

@@ -580,6 +580,12 @@ class RunInterrupted(KeyboardInterrupt):
 class ReportsError(OSError):
     "The reports folder cannot hold a new run."
 
+import contextvars
+DRY_RUN = contextvars.ContextVar('reprlab_dry_run', default=False)   # set by `reprlab run --dry-run` and `sweep --dry-run`
+
+class DryRun(Exception):
+    "Raised, in a dry run, where a run or sweep would start: everything before it was checked. The message says what would run."
+
 def prepare_run(experiment: str, values: dict, nb_path: Path, reports_dir: Path, sweep: str | None = None,
                 root: Path | None = None, store: Store | None = None, preset_info: dict | None = None) -> dict:
     "Add the run's `running` row to `store` (when given), then create its folder with params.json and environment.json."
@@ -719,6 +725,7 @@ def run_experiment(experiment: str,                # name of a notebook in the e
     presets = notebook_presets(nb_path, params_spec)
     values = resolve_params(params_spec, params or {}, from_string, presets)   # nothing runs on bad input
     timeout = _timeout(timeout)
+    if DRY_RUN.get(): raise DryRun(f"dry run: {experiment} would run with {json.dumps(values, default=str)}; nothing started")
     s = load_settings()
     store = store or Store(s.store)
     info = {'preset': values.get('preset'), 'explicit': sorted(params or {})} if presets else {'explicit': sorted(params or {})}

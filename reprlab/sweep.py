@@ -208,6 +208,11 @@ def run_sweep(spec: SweepSpec,                  # what to run
     points = sweep_points(spec, params, notebook_presets(nb_path, params))   # nothing starts on bad input
     name = spec.name or default_name(spec.experiment, points)
     if not _NAME.match(name): raise ParameterError(f"sweep name {name!r}: use letters, digits, '_', '.', '-'")
+    from reprlab.runner import DRY_RUN, DryRun
+    if DRY_RUN.get():   # `reprlab sweep --dry-run`: every point checked, nothing started
+        _timeout(timeout)
+        raise DryRun(f"dry run: sweep {name} of {spec.experiment}: {len(points)} points" + (f" on {spec.dask}" if spec.dask else '')
+                     + f", e.g. {json.dumps(points[0], default=str)}; nothing started")
     s = load_settings()
     store = store or Store(s.store)
     reports_dir = Path(reports_dir or s.reports).resolve()
