@@ -148,3 +148,45 @@ def test_bench_probes_runs_on_generated_data(lab):
 def test_an_unknown_preset_is_refused_before_any_kernel_starts(lab):
     r = reprlab('run', 'kh_readout', '-p', 'preset', 'paper', '--json')
     assert r.returncode == 2 and 'paper' in r.stderr and not (lab / 'reports' / 'kh_readout').exists()
+
+
+def test_dreamcomp_label_synapses_diverge_at_r1_by_the_rule_itself():
+    """The instability behind `diverged: weights is nan (794 of 5081600 values)` at N = 6400: each win multiplies a winner's
+    label synapses by 1 - label_lr <w, v> / R. With R = 1 and label_lr <w, v> far above 2 they flip sign and grow with every
+    win; R = 10 keeps the factor inside (-1, 1). The float32 torch step, the float64 NumPy reference and a float64 torch
+    step agree on both, so it is the equations, not precision or the implementation."""
+    from reprlab.data import load_dataset
+    ds = load_dataset('digits', val_size=0)
+    X = ds.X_train.reshape(len(ds.X_train), -1).astype(np.float64)       # <w, v> starts near 10 under weights U(0, 1)
+    v_all = np.c_[X, np.eye(10)[ds.y_train]]
+    L, B = X.shape[1], 20
+    for R, blows_up in ((1.0, True), (10.0, False)):
+        xi, zeta = np.r_[np.full(L, 0.003), np.full(10, 0.5)], np.r_[np.ones(L), np.full(10, R)]
+        W0 = np.random.default_rng(0).random((20, L + 10))
+        Wn, W32, W64 = W0.copy(), torch.tensor(W0, dtype=torch.float32), torch.tensor(W0)
+        peak = 0.0
+        with np.errstate(all='ignore'):
+            for b in range(0, len(v_all), B):
+                v = v_all[b:b + B]
+                wn = dreamcomp_step_numpy(Wn, v, xi, zeta)
+                w32 = dreamcomp_step(W32, torch.tensor(v, dtype=torch.float32), torch.tensor(xi, dtype=torch.float32),
+                                     torch.tensor(zeta, dtype=torch.float32)).numpy()
+                w64 = dreamcomp_step(W64, torch.tensor(v), torch.tensor(xi), torch.tensor(zeta)).numpy()
+                peak = max(peak, np.nan_to_num(np.abs(Wn).max(), nan=np.inf))
+                if not np.isfinite(peak): break
+                assert (wn == w64).all(), (R, b)
+                assert np.allclose(W64.numpy(), Wn, rtol=1e-9, atol=1e-9), (R, b)
+                if R > 1: assert (wn == w32).all() and np.allclose(W32.numpy(), Wn, atol=1e-4), (R, b)
+        assert (peak > 1e4) == blows_up and (blows_up or peak < 5), (R, peak)   # R = 10: about 2
+
+
+def test_dreamcomp_whose_r1_control_diverges_still_reports_and_says_why(lab):
+    "At label_lr 0.5 the R = 10 layer trains but R = 1 overflows (the run failed `diverged:` before); the control runs at label_lr / R."
+    out = _run('dreamcomp', ('dataset', 'digits'), ('kx', '4'), ('ky', '5'), ('epochs', '2'), ('label_lr', '0.5'))
+    m, d = out['metrics'], Path(out['run_dir'])
+    assert out['status'] == 'ok' and m['r1_label_lr'] == pytest.approx(0.05) and 0.3 < m['test_acc'] <= 1 and 0.1 < m['r1_test_acc'] <= 1
+    dialog = (d / 'dialog.md').read_text()
+    assert 'At R = 1 the label rate 0.5 is unstable (diverged: weights is nan' in dialog and 'R = 1 and label_lr 0.05' in dialog
+    assert json.loads((d / 'hopes.json').read_text())[0]['hope'] == 'R > 1 beats R = 1 at label_lr 0.05 (at 0.5 R = 1 diverged)'
+    out = _run('dreamcomp', ('dataset', 'digits'), ('kx', '4'), ('ky', '5'), ('epochs', '2'), ('label_lr', '0.05'), ('n_train', '400'))
+    assert out['metrics']['r1_label_lr'] == 0.05 and 'is unstable' not in (Path(out['run_dir']) / 'dialog.md').read_text()
