@@ -21,36 +21,31 @@ import numpy as np
 import pandas as pd
 
 from .config import file_digest, load_settings, read_json
-from .store import Store
+from .store import SEED_PARAM, Store, config_id, _keep_ints
 
 # %% auto #0
-__all__ = ['SEED_PARAM', 'config_id', 'with_configs', 'numeric_metrics', 'groups', 'declared_metrics', 'direction', 'primary',
-           'staleness', 'mark_stale', 'Item', 'resolve_items', 'Comparison', 'compare', 'leaderboard',
-           'metric_meanings', 'metric_page']
+__all__ = ['with_configs', 'numeric_metrics', 'groups', 'declared_metrics', 'direction', 'primary', 'staleness', 'mark_stale',
+           'Item', 'resolve_items', 'Comparison', 'compare', 'leaderboard', 'metric_meanings', 'metric_page']
 
 # %% ../nbs/16_analysis.ipynb #640fe6a0
-SEED_PARAM = 'seed'   # the one parameter whose values are replicates, not configurations
-
 def _params(row: pd.Series, params: list[str]) -> dict:
     "A run's parameters (without the seed) from an expanded runs table."
     out = {}
     for p in params:
         name = p.removeprefix('param.')
         v = row[p]
-        if name == SEED_PARAM or (isinstance(v, float) and math.isnan(v)): continue
+        if name == SEED_PARAM or v is None or (np.ndim(v) == 0 and pd.isna(v)): continue
         out[name] = v.item() if hasattr(v, 'item') else v
     return out
 
-def config_id(experiment: str, params: dict, notebook: str | None) -> str:
-    "Digest of a configuration: the experiment, its parameters except the seed, the notebook's digest."
-    key = json.dumps([experiment, {k: v for k, v in params.items() if k != SEED_PARAM}, notebook], sort_keys=True, default=str)
-    return hashlib.sha256(key.encode()).hexdigest()[:10]
-
 def with_configs(df: pd.DataFrame) -> pd.DataFrame:
-    "The runs table with a `config` column."
+    "The runs table with a `config` column (as `Store.runs` computes it, from each run's own parameters)."
     out = df.copy()
-    params = df.attrs.get('params', [])
-    out['config'] = [config_id(r['experiment'], _params(r, params), r.get('notebook_hash')) for _, r in df.iterrows()]
+    if 'config' not in df:   # a table built by hand: from the params dicts when present, else from the expanded columns
+        params = df.attrs.get('params', [])
+        out['config'] = [config_id(r['experiment'], {k: v for k, v in r['params'].items()} if isinstance(r.get('params'), dict)
+                                   else _params(r, params), r.get('notebook_hash') if isinstance(r.get('notebook_hash'), str) else None)
+                         for _, r in df.iterrows()]
     out.attrs = dict(df.attrs)
     return out
 
@@ -63,21 +58,43 @@ def numeric_metrics(df: pd.DataFrame) -> list[str]:
     return [m for m in df.attrs.get('metrics', []) if m in df.columns and pd.api.types.is_numeric_dtype(df[m])
             and not pd.api.types.is_bool_dtype(df[m])]
 
+def _one_per_seed(ok: pd.DataFrame, seed_col: str | None, cache: dict) -> tuple:
+    "(the runs kept: one per seed, the newest fresh one; the ids of the others). Runs without a seed value are all kept."
+    if seed_col is None or ok.empty or not ok[seed_col].dropna().duplicated().any(): return ok, []
+    seeds = ok[seed_col]
+    dup = ok[seeds.notna() & seeds.duplicated(keep=False)]
+    fresh = pd.Series(False, index=ok.index)   # staleness hashes files: asked only of runs that share a seed
+    fresh[dup.index] = [bool(d) and not staleness(e, d, cache) for e, d in zip(dup['experiment'], dup['digests'] if 'digests' in dup else [None] * len(dup))]
+    order = ok.assign(_fresh=fresh).sort_values(['_fresh', 'started', 'id'], ascending=False, kind='stable')
+    keep = order[order[seed_col].isna() | ~order[seed_col].duplicated()].drop(columns='_fresh')
+    keep = ok.loc[[i for i in ok.index if i in keep.index]]   # the table's own order
+    return keep, [i for i in ok['id'] if i not in set(keep['id'])]
+
+_GROUP_COLUMNS = ['experiment', 'config', 'notebook', 'n', 'failed', 'seed_values', 'duplicates', 'runs']
+
 def groups(df: pd.DataFrame,               # runs as `Store.runs()` returns them
            metrics: list[str] | None = None, # default: every numeric metric
           ) -> pd.DataFrame:
-    "One row per configuration: experiment, config, n (successful runs), failed, seed_values, the parameters, and per metric mean, std, ci95."
-    if df.empty: return pd.DataFrame(columns=['experiment', 'config', 'n', 'failed', 'seed_values'])
+    "One row per configuration: experiment, config, notebook, n (successful runs, one per seed), failed, seed_values, duplicates (runs of a seed already counted), the parameters, and per metric mean, std, ci95."
+    params = df.attrs.get('params', [])
+    if df.empty:
+        out = pd.DataFrame(columns=_GROUP_COLUMNS)
+        out.attrs = {'metrics': metrics or [], 'params': [p for p in (c.removeprefix('param.') for c in params) if p != SEED_PARAM]}
+        return out
     df = with_configs(df)
     metrics = metrics if metrics is not None else numeric_metrics(df)
-    params = df.attrs.get('params', [])
     seed_col = next((p for p in params if p.removeprefix('param.') == SEED_PARAM), None)
-    rows = []
+    rows, cache, shown = [], {}, []
     for (exp, cfg), g in df.groupby(['experiment', 'config'], sort=False):
-        ok = g[g.status == 'ok']
-        row = dict(experiment=exp, config=cfg, n=len(ok), failed=int((g.status != 'ok').sum()),
-                   seed_values=sorted(int(s) for s in ok[seed_col].dropna()) if seed_col else [])
-        for k, v in _params(g.iloc[0], params).items(): row[f'param.{k}' if k in row or k in metrics else k] = v
+        ok, dups = _one_per_seed(g[g.status == 'ok'], seed_col, cache)
+        nb = g['notebook_hash'].iloc[0] if 'notebook_hash' in g else None
+        row = dict(experiment=exp, config=cfg, notebook=nb if isinstance(nb, str) else None, n=len(ok),
+                   failed=int((g.status != 'ok').sum()), seed_values=sorted(int(s) for s in ok[seed_col].dropna()) if seed_col else [],
+                   duplicates=dups)
+        p = _params(g.iloc[0], params)
+        cols = {k: f'param.{k}' if k in _GROUP_COLUMNS or k in metrics else k for k in p}
+        row.update({cols[k]: v for k, v in p.items()})
+        shown.append({cols[k]: v for k, v in p.items()})
         for m in metrics:
             v = ok[m].dropna().astype(float) if m in ok else pd.Series(dtype=float)
             n = len(v)
@@ -86,7 +103,7 @@ def groups(df: pd.DataFrame,               # runs as `Store.runs()` returns them
             row[f'{m}.ci95'] = _t975(n) * v.std(ddof=1) / math.sqrt(n) if n > 1 else np.nan
         row['runs'] = list(ok['id']) if len(ok) else list(g['id'])
         rows.append(row)
-    out = pd.DataFrame(rows)
+    out = _keep_ints(pd.DataFrame(rows), shown)   # an int parameter stays an int where other experiments lack it
     out.attrs = {'metrics': metrics, 'params': [p for p in (c.removeprefix('param.') for c in params) if p != SEED_PARAM]}
     return out
 
@@ -158,6 +175,7 @@ class Item:
     runs: list          # run rows (dicts), best first for a configuration
     hopes: list         # (hope, 'met' | 'not met' | 'k/n met')
     env: dict           # commit, dirty, device, versions of the first run
+    duplicates: list = field(default_factory=list)   # runs of a seed already counted (a configuration holds one run per seed)
 
 def _hopes(run_dirs: list[str]) -> list[tuple]:
     "Hopes of one run, or for several runs how many met each hope."
@@ -200,7 +218,7 @@ def resolve_items(store: Store, ids: list[str]) -> list[Item]:
         std = {m: c[f'{m}.std'] for m in metrics if pd.notna(c.get(f'{m}.std'))}
         params = {k: v for k, v in rows[0]['params'].items() if k != SEED_PARAM}
         items.append(Item(c['config'], 'config', c['experiment'], params, metrics, std, int(c['n']), rows,
-                          _hopes([r['run_dir'] for r in rows]), _env(rows[0]['run_dir'])))
+                          _hopes([r['run_dir'] for r in rows]), _env(rows[0]['run_dir']), list(c['duplicates'])))
     return items
 
 def _fmt(v) -> str:
@@ -260,7 +278,8 @@ class Comparison:
         "A plain-text summary (what `reprlab compare` prints)."
         lines = []
         for j, it in enumerate(self.items):
-            lines.append(f"{j + 1}: {it.kind} {it.label} of {it.experiment}" + (f" (n={it.n}, runs {', '.join(r['id'] for r in it.runs)})" if it.kind == 'config' else ''))
+            lines.append(f"{j + 1}: {it.kind} {it.label} of {it.experiment}" + (f" (n={it.n}, runs {', '.join(r['id'] for r in it.runs)})" if it.kind == 'config' else '')
+                         + (f"; left out, their seed is counted once (the newest fresh run): {', '.join(it.duplicates)}" if it.duplicates else ''))
         diff = self.differing_params()
         lines += ['', 'parameters that differ:' if diff else 'parameters: identical' + (' (except the seed)' if any(it.kind == 'config' for it in self.items) else '')]
         lines += [f"  {k}: " + ' | '.join(_fmt(v) for v in vs) for k, vs in diff.items()]
@@ -315,17 +334,21 @@ def compare(ids: list[str], store: Store | None = None) -> Comparison:
 
 # %% ../nbs/16_analysis.ipynb #f9f304ec
 def _differing(g: pd.DataFrame, i: int) -> str:
-    "Row i's parameters that differ between the configurations of its experiment (what tells it apart)."
+    "Row i's parameters that differ between the configurations of its experiment (what tells it apart); the notebook's digest when only it differs."
     same = g[g['experiment'] == g['experiment'].iloc[i]]
-    keys = [k for k in g.attrs['params'] if k in g and same[k].notna().any() and same[k].astype(str).nunique() > 1]
-    return ', '.join(f'{k}={_fmt(g[k].iloc[i])}' for k in keys if pd.notna(g[k].iloc[i]))
+    keys = [k for k in g.attrs['params'] if k in g and k != 'dataset' and same[k].notna().any() and same[k].astype(str).nunique() > 1]
+    out = [f'{k}={_fmt(g[k].iloc[i])}' for k in keys if pd.notna(g[k].iloc[i])]
+    shown = same[keys].astype(str).agg('|'.join, axis=1) if keys else pd.Series('', index=same.index)
+    if 'notebook' in g and (shown == shown.loc[g.index[i]]).sum() > 1:   # the same values: another version of the notebook
+        out.append(f"notebook={str(g['notebook'].iloc[i])[:8]}")
+    return ', '.join(out)
 
 def leaderboard(metric: str,                 # a logged metric name
                 store: Store | None = None,  # default: the settings' store
                 better: str | None = None,   # 'higher' or 'lower'; default: from the declarations
                 top: int | None = None,      # keep the best `top` configurations
                ) -> pd.DataFrame:
-    "The configurations of every experiment that logged `metric`, best first: rank, experiment, config, n, mean, std, ci95, best run and report."
+    "The configurations of every experiment that logged `metric`, best first within each dataset: rank, dataset, experiment, config, n, mean, std, ci95, best run, report, parameters."
     store = store or Store()
     df = store.runs(status='ok')
     if df.empty or metric not in df.columns or df[metric].dropna().empty:
@@ -335,12 +358,16 @@ def leaderboard(metric: str,                 # a logged metric name
     df.attrs = attrs
     better = direction(sorted(set(df['experiment'])), metric, better)
     asc = better == 'lower'
-    g = groups(df, [metric]).sort_values(metric, ascending=asc, kind='stable').reset_index(drop=True)
+    g = groups(df, [metric])
+    ds = g['dataset'] if 'dataset' in g else g['param.dataset'] if 'param.dataset' in g else pd.Series([None] * len(g))
+    g['_dataset'] = [str(v) if v is not None and not (isinstance(v, float) and math.isnan(v)) else '-' for v in ds]
+    g['_lead'] = g.groupby('_dataset')[metric].transform('min' if asc else 'max')   # datasets in the order of their best entry
+    g = g.sort_values(['_lead', '_dataset', metric], ascending=[asc, True, asc], kind='stable').reset_index(drop=True)
     by_id = df.set_index('id')
     best = [by_id.loc[r].sort_values(metric, ascending=asc, kind='stable').index[0] for r in g['runs']]
-    out = pd.DataFrame({'rank': range(1, len(g) + 1), 'experiment': g['experiment'], 'config': g['config'], 'n': g['n'],
-                        'mean': g[metric], 'std': g[f'{metric}.std'], 'ci95': g[f'{metric}.ci95'], 'best_run': best,
-                        'report': [by_id.loc[b, 'report'] for b in best],
+    out = pd.DataFrame({'rank': g.groupby('_dataset', sort=False).cumcount() + 1, 'dataset': g['_dataset'], 'experiment': g['experiment'],
+                        'config': g['config'], 'n': g['n'], 'mean': g[metric], 'std': g[f'{metric}.std'], 'ci95': g[f'{metric}.ci95'],
+                        'best_run': best, 'report': [by_id.loc[b, 'report'] for b in best],
                         'parameters': [_differing(g, i) for i in range(len(g))]})
     out.attrs = {'metric': metric, 'better': better}
     return out.head(top) if top else out
@@ -355,13 +382,13 @@ def metric_meanings(metric: str, experiments) -> list[str]:
     return lines
 
 def metric_page(metric: str, store: Store | None = None, link=lambda report: report) -> str:
-    "A Markdown page for one metric: what it means in each experiment that logs it, and its leaderboard."
+    "A Markdown page for one metric: what it means in each experiment that logs it, and its leaderboard (ranked within each dataset)."
     lb = leaderboard(metric, store)
-    lines = [f"# Metric `{metric}`", '', f"> Every configuration that logged `{metric}`, best first ({lb.attrs['better']} is better).", '']
+    lines = [f"# Metric `{metric}`", '', f"> Every configuration that logged `{metric}`, best first within each dataset ({lb.attrs['better']} is better).", '']
     lines += metric_meanings(metric, lb['experiment'])
-    lines += ['', '| rank | experiment | n | mean ± std | parameters | best run |', '|---|---|---|---|---|---|']
+    lines += ['', '| dataset | rank | experiment | n | mean ± std | configuration | parameters | best run |', '|---|---|---|---|---|---|---|---|']
     for _, r in lb.iterrows():
         spread = f" ± {r['std']:.3g}" if pd.notna(r['std']) else ''
         run = f"[{r['best_run']}]({link(r['report'])})" if isinstance(r['report'], str) else r['best_run']
-        lines.append(f"| {r['rank']} | {r['experiment']} | {r['n']} | {r['mean']:.4g}{spread} | {r['parameters'] or '-'} | {run} |")
+        lines.append(f"| {r['dataset']} | {r['rank']} | {r['experiment']} | {r['n']} | {r['mean']:.4g}{spread} | `{r['config']}` | {r['parameters'] or '-'} | {run} |")
     return '\n'.join(lines) + '\n'

@@ -179,25 +179,32 @@ def _narrow(df, params: list[str], metrics: list[str], first: list[str]) -> list
     varying = [p for p in params if p in df and df[p].astype(str).nunique() > 1]
     return [c for c in [*first, *varying, *metrics] if c in df.columns]
 
+def _emit(text: str, out):
+    "Write a TSV, CSV or JSON table ending in exactly one newline (a header-only TSV is one line)."
+    out.write(text if text.endswith('\n') else text + '\n')
+
 def cmd_results(args, out):
     from reprlab.store import Store, format_table, results_table
     store = Store()
     df = store.runs(args.experiment, sweep=args.sweep, status=args.status)
     sort, asc = (args.sort, args.ascending) if args.sort else _default_sort(args.experiment, df.columns)
     asc = asc or args.ascending
-    width = shutil.get_terminal_size((100, 24)).columns
+    width, notes = shutil.get_terminal_size((100, 24)).columns, []
     if args.by_config:
         from reprlab.analysis import groups
         g = groups(df)
         if sort and sort in g: g = g.sort_values(sort, ascending=asc, na_position='last', kind='stable').reset_index(drop=True)
         metrics = [sort] * bool(sort and sort in g) + [m for m in g.attrs.get('metrics', []) if m != sort]
-        if args.format != 'table':
-            print(format_table(g.drop(columns=['runs']), args.format), file=out); return 0
+        if args.format != 'table':   # no runs: an empty JSON list, a header-only TSV or CSV
+            _emit(format_table(g.drop(columns=['runs']), args.format), out); return 0
         show = g[_narrow(g, g.attrs.get('params', []), [], ['experiment', 'config', 'n', 'failed'])].copy()
         for m in metrics:
             show[m] = [f"{v:.4g}" + (f" ± {s:.2g}" if s == s else '') if v == v else '-' for v, s in zip(g[m], g[f'{m}.std'])]
             if m == sort: show[f'{m} 95% CI'] = [f"±{c:.2g}" if c == c else '-' for c in g[f'{m}.ci95']]
         table = show
+        dups = [(c, i) for c, ids in zip(g['config'], g['duplicates']) for i in ids]
+        if dups: notes.append(f"n counts one run per seed (the newest fresh one); left out {len(dups)} repeated run(s): "
+                              + ', '.join(f"{i} (config {c})" for c, i in dups))
     else:
         if args.stale:
             from reprlab.analysis import mark_stale
@@ -205,39 +212,53 @@ def cmd_results(args, out):
         table = results_table(df, sort=sort, ascending=asc)
         if args.stale: table.insert(2, 'stale', df.set_index('id').loc[table['id'], 'stale'].values)
         if args.format != 'table':
-            print(format_table(table, args.format), file=out); return 0
+            _emit(format_table(table, args.format), out); return 0
         metrics = [sort] * bool(sort) + [m for m in df.attrs.get('metrics', []) if m != sort]
         if not args.wide: table = table[_narrow(table, df.attrs.get('params', []), metrics,
                                                 ['id', *(['experiment'] if not args.experiment else []), 'status', *(['stale'] if args.stale else [])])]
-    if args.wide or table.empty:
-        print(format_table(table, 'table'), file=out); return 0
-    shown, dropped = fit_width(table, width)
-    print(format_table(shown, 'table'), file=out)
-    if dropped: print(f"({len(dropped)} more column(s): {', '.join(dropped[:8])}{', ...' if len(dropped) > 8 else ''}; "
-                      f"--wide shows all, --format tsv writes all)", file=out)
+    if args.wide or table.empty: print(format_table(table, 'table'), file=out)
+    else:
+        shown, dropped = fit_width(table, width)
+        print(format_table(shown, 'table'), file=out)
+        if dropped: print(f"({len(dropped)} more column(s): {', '.join(dropped[:8])}{', ...' if len(dropped) > 8 else ''}; "
+                          f"--wide shows all, --format tsv writes all)", file=out)
+    for n in notes: print(f"({n})", file=out)
     return 0
 
+def _page_name(ids: list[str]) -> str:
+    "compare-A-B.html for the ids compared (a digest of them when they make a long name)."
+    import hashlib, re
+    name = '-'.join(re.sub(r'[^A-Za-z0-9_.-]', '_', i) for i in ids)
+    return f"compare-{name if len(name) <= 120 else hashlib.sha256(' '.join(ids).encode()).hexdigest()[:10]}.html"
+
 def cmd_compare(args, out):
-    import hashlib
     from reprlab.analysis import compare
     from reprlab.config import load_settings
     c = compare(args.ids)
-    page = args.html or load_settings().reports/'compare'/f"compare-{hashlib.sha256(' '.join(args.ids).encode()).hexdigest()[:10]}.html"
+    page = args.html or load_settings().reports/'compare'/_page_name(args.ids)
+    if page.is_dir(): page = page/_page_name(args.ids)   # --html names a folder: the page goes inside it
     print(c.text(), file=out)
     print(f"\npage: {c.html(page)}", file=out)
     return 0
+
+def _clip(text: str, n: int) -> str: return text if len(text) <= n else text[:max(n - 3, 0)] + '...'
 
 def cmd_leaderboard(args, out):
     from reprlab.analysis import leaderboard
     from reprlab.store import format_table
     lb = leaderboard(args.metric, better=args.better, top=args.top)
-    if args.format != 'table': print(format_table(lb, args.format), file=out); return 0
-    show = lb[['rank', 'experiment', 'n']].copy()
+    if args.format != 'table': _emit(format_table(lb, args.format), out); return 0
+    width = shutil.get_terminal_size((100, 24)).columns
+    show = lb[['rank', 'dataset', 'experiment', 'n']].copy()
     show['mean ± std'] = [f"{m:.4g}" + (f" ± {s:.2g}" if s == s else '') for m, s in zip(lb['mean'], lb['std'])]
+    show['config'] = lb['config']
+    show['parameters'] = ''
     show['best run'] = lb['best_run']
-    show['parameters'] = [p if len(p) <= 60 else p[:57] + '...' for p in lb['parameters']]
-    print(f"{args.metric}: {lb.attrs['better']} is better", file=out)
-    print(format_table(fit_width(show, shutil.get_terminal_size((100, 24)).columns)[0], 'table'), file=out)
+    room = width - max(map(len, format_table(show, 'table').splitlines())) - 1   # what tells the configurations apart gets the rest
+    show['parameters'] = [_clip(p or '-', max(room, 24)) for p in lb['parameters']]
+    datasets = lb['dataset'].nunique()
+    print(f"{args.metric}: {lb.attrs['better']} is better" + (f"; ranked within each of {datasets} datasets" if datasets > 1 else ''), file=out)
+    print(format_table(fit_width(show, width)[0], 'table'), file=out)
     best = lb.iloc[0]
     print(f"best report: {best['report'] or '(none)'}", file=out)
     return 0

@@ -638,17 +638,38 @@ def _quiet(logger: str):
     try: yield
     finally: log.setLevel(level)
 
+_ATOMIC_WRITES = []   # set once per process
+
+def _atomic_notebook_writes():
+    "Make papermill save notebooks at absolute paths through a temporary file renamed over the target: a full disk leaves the last whole notebook, never half of one, and no temporary file."
+    if _ATOMIC_WRITES: return
+    from papermill.iorw import LocalHandler, papermill_io
+    class AtomicWrites(LocalHandler):
+        def write(self, buf, path):
+            tmp = Path(f'{path}.saving.tmp')
+            try:
+                tmp.write_text(buf, encoding='utf-8')
+                os.replace(tmp, path)
+            except OSError as e:
+                tmp.unlink(missing_ok=True)
+                raise OSError(e.errno, f"{path}: cannot save the notebook ({e.strerror or e})") from None
+            except BaseException:
+                tmp.unlink(missing_ok=True); raise
+    papermill_io.register('/', AtomicWrites())   # papermill picks the first registered prefix that a path starts with
+    _ATOMIC_WRITES.append(True)
+
 def execute_notebook(nb_path: Path | str, run_dir: Path | str, values: dict, progress: bool = False,
                      timeout: float | None = None, env: dict | None = None, threads: int | None = None) -> dict:
     "Execute a prepared run with papermill; returns status, error, metrics and duration (never raises for the notebook's failure)."
     import papermill as pm
     from nbclient.exceptions import CellTimeoutError
-    nb_path, rdir = Path(nb_path), Path(run_dir)
+    nb_path, rdir = Path(nb_path), Path(run_dir).absolute()
     out_nb, t0, status, error = rdir/'report.ipynb', time.time(), 'ok', None
+    _atomic_notebook_writes()
     extra = {**(env or {}), RUN_DIR_ENV: str(rdir), **({k: str(threads) for k in THREAD_ENV} if threads else {})}
     try:
         with _env(**extra), _quiet('papermill'):
-            pm.execute_notebook(nb_path, out_nb, parameters=values, cwd=nb_path.parent, progress_bar=progress,
+            pm.execute_notebook(nb_path, str(out_nb), parameters=values, cwd=nb_path.parent, progress_bar=progress,
                                 request_save_on_cell_execute=True, execution_timeout=timeout or None, kernel_name='python3',
                                 kernel_manager_class=IPCKernelManager)
     except pm.PapermillExecutionError as e:
@@ -708,6 +729,29 @@ def _timeout(timeout: float | None) -> float | None:
     if t < 0 or t != t or t == float('inf'): raise ParameterError(f"timeout {t}: expected seconds > 0, or 0 for no limit")
     return t or None
 
+_RETRIES = (1, 2, 4)   # seconds between the last tries to record a run on a full disk
+
+def _record(store: Store, row: dict, fields: dict, final: bool = False) -> bool:
+    "Write a run's fields to its row; on a full disk, False (the caller tries again later), or when `final`, a few retries, then a StoreFullError saying where the outcome is."
+    from reprlab.store import StoreFullError
+    for wait in (*_RETRIES, None) if final else (None,):
+        try: store.update(row['id'], **fields); return True
+        except StoreFullError as e:
+            if wait is None and not final: return False
+            if wait is None: full = e; break
+            time.sleep(wait)
+    rdir = Path(row['run_dir'])
+    status = fields.get('status') or _folder_status(rdir)
+    kept = _folder_status(rdir) is not None
+    raise StoreFullError(f"{full}. Run {row['id']} ended {status or 'unrecorded'}" + (f" ({fields['error']})" if fields.get('error') else '')
+                         + (f"; {rdir/'environment.json'} holds its outcome, which the store takes when it is next read with space free"
+                            if kept else "; its outcome could not be written anywhere, so its row will read 'interrupted'")) from None
+
+def _folder_status(run_dir: Path) -> str | None:
+    "The status a run folder's environment.json records once the notebook finished (None before, or when unreadable)."
+    try: return read_json(Path(run_dir)/'environment.json', {}).get('status')
+    except (OSError, ValueError): return None
+
 def run_experiment(experiment: str,                # name of a notebook in the experiments folder
                    params: dict | None = None,     # overrides of the notebook's defaults
                    from_string: bool = False,      # params come from the command line as strings
@@ -733,9 +777,16 @@ def run_experiment(experiment: str,                # name of a notebook in the e
     try: out = execute_notebook(nb_path, row['run_dir'], values, progress, timeout)
     except BaseException as e:   # e.g. a second Ctrl-C while the kernel shuts down: the row must not stay 'running'
         store.update(row['id'], status='interrupted', error=f"interrupted: {getattr(e, 'signal', type(e).__name__)}"); raise
-    store.update(row['id'], **out)                    # the outcome first: nothing optional can lose it
-    fin = finish_run(row['run_dir'], out, with_code)
-    store.update(row['id'], report=fin['report'], error=fin['error'], digests=fin['digests'])
+    recorded = _record(store, row, out)               # the outcome first: nothing optional can lose it
+    fin = finish_run(row['run_dir'], out, with_code)  # optional files: a full disk costs them a note, never the outcome
+    fields = {**({} if recorded else out), 'report': fin['report'], 'error': fin['error'], 'digests': fin['digests']}
+    done = _record(store, row, fields)
+    if not done and fin['report']:   # the report took the last of the space: it gives way to the row
+        Path(fin['report']).unlink(missing_ok=True)
+        fin = {**fin, 'report': None, 'error': '; '.join(x for x in [fin['error'], 'report not written: no space left on device '
+                                                                     '(report.html removed to make room for the results store)'] if x)}
+        fields.update(report=None, error=fin['error'])
+    if not done: _record(store, row, fields, final=True)
     if out['status'] == 'interrupted': raise RunInterrupted(out['error'].removeprefix('interrupted: '))
     return RunResult(row['id'], experiment, out['status'], Path(row['run_dir']), Path(fin['report']) if fin['report'] else None,
                      values, out['metrics'], out['duration'], fin['error'])

@@ -7,6 +7,7 @@ Docs: https://reprlab.github.io/reprlab/store.html.md"""
 # %% ../nbs/05_store.ipynb #b7f33a07
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -20,7 +21,8 @@ import pandas as pd
 from .config import load_settings, process_alive
 
 # %% auto #0
-__all__ = ['STATUSES', 'StoreError', 'Store', 'expand_runs', 'results_table', 'format_table', 'import_runs', 'ResultsBrowser']
+__all__ = ['STATUSES', 'SEED_PARAM', 'StoreError', 'StoreFullError', 'config_id', 'Store', 'expand_runs', 'results_table',
+           'format_table', 'import_runs', 'ResultsBrowser']
 
 # %% ../nbs/05_store.ipynb #17839593
 _SCHEMA = """
@@ -53,6 +55,33 @@ STATUSES = ('running', 'ok', 'failed', 'interrupted')
 class StoreError(ValueError):
     "The results store cannot be read or written; the message names the file and what to do."
 
+class StoreFullError(StoreError):
+    "The disk holding the results store is full: the store itself is fine, it needs free space."
+
+_ROOM = 1 << 20   # bytes: SQLite in WAL mode needs a few pages, the -wal file and a 32 KiB -shm index to write a row
+
+def _free_bytes(path: Path) -> int | None:
+    "Free bytes on the disk holding `path` (its nearest existing folder), or None when it cannot be asked."
+    p = Path(path).resolve()
+    while not p.exists() and p != p.parent: p = p.parent
+    try: st = os.statvfs(p)
+    except OSError: return None
+    return st.f_bavail * st.f_frsize
+
+def _disk_full(e: sqlite3.Error, path: Path) -> bool:
+    "Whether an SQLite error comes from a full disk: SQLITE_FULL, or an I/O error (growing -wal or -shm) with under 1 MiB free."
+    name, msg = getattr(e, 'sqlite_errorname', '') or '', str(e)
+    if name == 'SQLITE_FULL' or 'database or disk is full' in msg: return True
+    free = _free_bytes(path)
+    return (name.startswith('SQLITE_IOERR') or 'disk I/O error' in msg) and free is not None and free < _ROOM
+
+SEED_PARAM = 'seed'   # the one parameter whose values are replicates, not configurations
+
+def config_id(experiment: str, params: dict, notebook: str | None) -> str:
+    "Digest of a configuration: the experiment, its parameters (as the run recorded them, types kept) except the seed, the notebook's digest."
+    key = json.dumps([experiment, {k: v for k, v in params.items() if k != SEED_PARAM}, notebook], sort_keys=True, default=str)
+    return hashlib.sha256(key.encode()).hexdigest()[:10]
+
 # %% ../nbs/05_store.ipynb #defb4161
 class Store:
     "The results store: one row per run."
@@ -79,6 +108,9 @@ class Store:
 
     def _fail(self, e: sqlite3.Error) -> StoreError:
         msg = str(e)
+        if _disk_full(e, self.path):   # the store is fine: never tell the user to move it aside for a full disk
+            return StoreFullError(f"{self.path}: no space left on device: the disk holding the results store is full ({msg}; "
+                                  f"{_free_bytes(self.path) or 0:,} bytes free); free space on it, or set REPRLAB_STORE to a file on another disk")
         if 'readonly' in msg or 'read-only' in msg:
             return StoreError(f"{self.path}: the results store is read-only ({msg}); make it writable or set REPRLAB_STORE to another file")
         if isinstance(e, sqlite3.OperationalError) and 'locked' in msg:
@@ -135,11 +167,20 @@ class Store:
             rows = con.execute("SELECT id, pid FROM runs WHERE status = 'running' AND host = ?", (socket.gethostname(),)).fetchall()
         return [run_id for run_id, pid in rows if pid is None or not process_alive(pid)]
 
+    def _finished(self, run_id: str | None = None) -> dict:
+        "Rows still 'running' whose run folder records a finished outcome (the launcher could not write it, e.g. on a full disk): id -> fields."
+        with self._connect() as con:
+            rows = con.execute("SELECT id, run_dir FROM runs WHERE status = 'running' AND run_dir IS NOT NULL"
+                               + (' AND id = ?' if run_id else ''), (run_id,) if run_id else ()).fetchall()
+        return {i: f for i, d in rows if (f := _outcome_on_disk(i, Path(d)))}
+
     def mark_interrupted(self) -> int:
-        "Rows still 'running' on this machine whose process is gone become 'interrupted'; returns how many."
+        "Rows still 'running' take the outcome their run folder records, else, on this machine with their process gone, become 'interrupted'; returns how many changed."
+        done = self._finished()
+        for run_id, fields in done.items(): self.update(run_id, **fields)
         dead = self._dead()
         for run_id in dead: self.update(run_id, status='interrupted', error='interrupted: the process running it ended without recording a result')
-        return len(dead)
+        return len(done) + len(dead)
 
     def get(self, run_id: str) -> dict:
         "One run as a dict (params, metrics and digests decoded)."
@@ -148,6 +189,9 @@ class Store:
             r = con.execute('SELECT * FROM runs WHERE id = ?', (run_id,)).fetchone()
         if r is None: raise KeyError(f"no run {run_id!r} in {self.path}")
         d = dict(r)
+        if d['status'] == 'running' and (done := self._finished(run_id)):
+            if not self.readonly: self.update(run_id, **done[run_id])
+            d.update({k: json.dumps(v) if k in _JSON_COLUMNS else v for k, v in done[run_id].items()})
         if d['status'] == 'running' and d['host'] == socket.gethostname() and (d['pid'] is None or not process_alive(d['pid'])):
             d['status'], d['error'] = 'interrupted', 'interrupted: the process running it ended without recording a result'
             if not self.readonly: self.update(run_id, status=d['status'], error=d['error'])
@@ -157,16 +201,21 @@ class Store:
     def runs(self, experiment: str | None = None, sweep: str | None = None, status: str | None = None,
              expand: bool = True) -> pd.DataFrame:
         "All runs (optionally of one experiment / sweep / status), oldest first; params and metrics as columns."
-        if self.readonly: dead = self._dead()
-        else: self.mark_interrupted(); dead = []
+        if self.readonly: done, dead = self._finished(), self._dead()
+        else: self.mark_interrupted(); done, dead = {}, []
         where, args = [], []
         for col, v in (('experiment', experiment), ('sweep', sweep)):
             if v is not None: where.append(f'{col} = ?'); args.append(v)
         sql = 'SELECT * FROM runs' + (' WHERE ' + ' AND '.join(where) if where else '') + ' ORDER BY started, id'
         with self._connect() as con: df = pd.read_sql_query(sql, con, params=args)
-        if dead: df.loc[df['id'].isin(dead), 'status'] = 'interrupted'   # read-only: shown, not written
+        for run_id, fields in done.items():                               # read-only: shown, not written
+            at = df.index[df['id'] == run_id]
+            for k, v in fields.items(): df.loc[at, k] = json.dumps(v) if k in _JSON_COLUMNS else v
+        if dead: df.loc[df['id'].isin([i for i in dead if i not in done]), 'status'] = 'interrupted'
         if status is not None: df = df[df['status'] == status].reset_index(drop=True)
         for k in _JSON_COLUMNS: df[k] = df[k].map(lambda s: json.loads(s) if isinstance(s, str) and s else ({} if k != 'digests' else None))   # pandas may give NaN for NULL
+        df['config'] = [config_id(e, p, nb if isinstance(nb, str) else None)   # from the run's own JSON: 3 stays 3
+                        for e, p, nb in zip(df['experiment'], df['params'], df['notebook_hash'])]
         return expand_runs(df) if expand else df
 
     def groups(self, experiment: str | None = None, **kw) -> pd.DataFrame:
@@ -176,14 +225,40 @@ class Store:
 
 def expand_runs(df: pd.DataFrame) -> pd.DataFrame:
     "Spread the params and metrics dicts into columns (a parameter sharing a metric's name becomes param.NAME)."
-    P = pd.DataFrame(list(df['params']), index=df.index)
+    P = _keep_ints(pd.DataFrame(list(df['params']), index=df.index), list(df['params']))
     M = pd.DataFrame(list(df['metrics']), index=df.index)
     P.columns = [f'param.{c}' if c in M.columns or c in df.columns else c for c in P.columns]
     base = df.drop(columns=['params', 'metrics'])
     out = pd.concat([base[['id', 'experiment', 'sweep', 'status', 'started', 'duration']], P, M,
                      base.drop(columns=['id', 'experiment', 'sweep', 'status', 'started', 'duration'])], axis=1)
     out.attrs['params'], out.attrs['metrics'] = list(P.columns), list(M.columns)
+    out.attrs['int_metrics'] = _int_keys(list(df['metrics']))   # written as integers by results tables (a gap makes pandas use floats)
     return out
+
+def _int_keys(dicts: list) -> list:
+    "Keys whose values in `dicts` are all integers (booleans excluded) where present."
+    kinds = {}
+    for d in dicts:
+        for k, v in d.items():
+            if v is not None: kinds[k] = kinds.get(k, True) and isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+    return [k for k, is_int in kinds.items() if is_int]
+
+def _keep_ints(table: pd.DataFrame, dicts: list) -> pd.DataFrame:
+    "Columns of `table` built from `dicts` that hold integers with gaps become nullable Int64 (pandas would make them floats: 3.0)."
+    for k in _int_keys(dicts):
+        if k in table and table[k].isna().any(): table[k] = pd.array([d.get(k) for d in dicts], dtype='Int64')
+    return table
+
+def _outcome_on_disk(run_id: str, run_dir: Path) -> dict | None:
+    "The outcome a run's folder records when its notebook finished (environment.json's status, metrics.json), else None."
+    try:
+        env = json.loads((run_dir/'environment.json').read_text())
+        if env.get('run_id') != run_id or env.get('status') not in STATUSES or env['status'] == 'running': return None
+        metrics = json.loads((run_dir/'metrics.json').read_text()) if (run_dir/'metrics.json').exists() else {}
+    except (OSError, ValueError): return None
+    report = run_dir/'report.html'
+    return dict(status=env['status'], error=env.get('error'), duration=env.get('duration'), metrics=metrics,
+                report=str(report) if report.exists() else None, digests=env.get('digests'))
 
 # %% ../nbs/05_store.ipynb #1de068d2
 def results_table(df: pd.DataFrame, sort: str | None = None, ascending: bool = False) -> pd.DataFrame:
@@ -191,6 +266,8 @@ def results_table(df: pd.DataFrame, sort: str | None = None, ascending: bool = F
     cols = ['id', 'experiment', 'sweep', 'status', 'started', 'duration', *df.attrs.get('params', []),
             *df.attrs.get('metrics', []), 'git_commit', 'report']
     out = df[[c for c in cols if c in df.columns]].copy()
+    for m in df.attrs.get('int_metrics', []):   # integers stay integers in TSV and CSV: best_k 3, never 3.0
+        if m in out and out[m].isna().any() and pd.api.types.is_float_dtype(out[m]): out[m] = out[m].astype('Int64')
     if out['sweep'].isna().all(): out = out.drop(columns='sweep')
     out['git_commit'] = out['git_commit'].str[:10]
     if sort:
@@ -203,6 +280,7 @@ def results_table(df: pd.DataFrame, sort: str | None = None, ascending: bool = F
 def format_table(df: pd.DataFrame, fmt: str = 'table') -> str:
     "Render a results table as 'table', 'tsv', 'csv' or 'json'."
     if fmt == 'table':
+        df = df.assign(**{c: df[c].astype(object).where(df[c].notna(), '-') for c in df.columns if isinstance(df[c].dtype, pd.Int64Dtype)})
         return df.to_string(index=False, float_format=lambda v: f'{v:.4g}', na_rep='-') if len(df) else '(no runs)'
     if fmt == 'tsv': return df.to_csv(sep='\t', index=False)
     if fmt == 'csv': return df.to_csv(index=False)

@@ -289,3 +289,84 @@ def test_a_cell_printing_50_mb_is_capped(lab_experiments, lab):
     html = (d / 'report.html').read_text()
     assert re.search(r'\[reprlab: 5[0-9,]+ characters of this output cut; a cell keeps at most 200,000\]', html)
     assert '>done' in html and 'step 1 of 3' not in html                                      # a redrawn line keeps its final state
+
+
+# --- a full disk under the store and the reports -------------------------------------------------------------------------
+
+def _fill(folder, leave):
+    "Fill the filesystem of `folder` until `leave` bytes are free (a file of zeros)."
+    st = os.statvfs(folder)
+    size = max(st.f_bavail * st.f_frsize - leave, 0)
+    with open(folder / 'filler', 'wb') as f:
+        try: f.write(b'\0' * size)
+        except OSError as e: assert e.errno == errno.ENOSPC, e   # a little more than the free bytes counted: the disk is full
+    return folder / 'filler'
+
+
+def test_a_full_disk_under_store_and_reports_is_named_and_recorded_and_leaves_a_whole_notebook(lab_experiments, lab, monkeypatch, tmpfs):
+    "About 300 KB free for the store and the reports: a cell printing 600 KB cannot be saved; the run is failed, saying so."
+    monkeypatch.setenv('REPRLAB_REPORTS', str(tmpfs.path / 'reports'))
+    monkeypatch.setenv('REPRLAB_STORE', str(tmpfs.path / 'results.sqlite'))
+    _toy(lab_experiments, 'floods', 'kb: int = 600  # kilobytes printed [min 1]', "log_metrics(before=1)\nprint('x' * (kb << 10))")
+    Store()
+    filler = _fill(tmpfs.path, 300_000)
+    r = reprlab('run', 'floods', '--json')
+    assert 'not a usable results store' not in r.stderr and 'move the file aside' not in r.stderr, r.stderr
+    assert r.returncode == 1, r.stderr
+    out = json.loads(r.stdout)
+    assert out['status'] == 'failed' and out['error'].startswith('no space left on device: '), out['error']
+    assert 'report.ipynb: cannot save the notebook (No space left on device)' in out['error'], out['error']
+    d = Path(out['run_dir'])
+    import nbformat
+    nb = nbformat.read(d / 'report.ipynb', as_version=4)                 # the last whole notebook, valid JSON
+    assert any('before=1' in c.source for c in nb.cells)
+    assert not [f for f in files_under(tmpfs.path) if f.endswith('.tmp')]
+    filler.unlink()                                                      # space returns: the row holds the true outcome
+    row = Store().get(out['run_id'])
+    assert row['status'] == 'failed' and row['error'].startswith('no space left on device: ') and row['metrics'] == {'before': 1}
+
+
+def test_a_store_on_a_full_disk_is_named_as_a_full_disk_not_as_a_damaged_store(lab, monkeypatch, tmpfs):
+    monkeypatch.setenv('REPRLAB_STORE', str(tmpfs.path / 'results.sqlite'))
+    Store()
+    filler = _fill(tmpfs.path, 0)
+    r = reprlab('run', 'quickstart')
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith(f"reprlab run: {tmpfs.path / 'results.sqlite'}: no space left on device: the disk holding the results "
+                               f"store is full ("), r.stderr
+    assert 'free space on it, or set REPRLAB_STORE' in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert 'not a usable' not in r.stderr and 'move the file aside' not in r.stderr and 'Traceback' not in r.stderr
+    assert not (lab / 'reports').exists()
+    filler.unlink()
+    r = reprlab('results', '--format', 'json')
+    assert r.returncode == 0 and json.loads(r.stdout) == [], r.stderr
+
+
+def test_a_launcher_that_cannot_write_the_outcome_retries_and_else_the_store_takes_it_from_the_run_folder(lab_experiments, lab, monkeypatch):
+    "The store's disk is full when the notebook ends: the launcher tries again; if space never returns in time, the next read records it."
+    import reprlab.runner as runner
+    from reprlab.store import StoreFullError
+    _toy(lab_experiments, 'fine', 'x: float = 1.0  # a number [> 0]', "log_metrics(x=x)")
+    monkeypatch.setattr(runner, '_RETRIES', (0, 0, 0))
+    real, fails = Store.update, {'n': 0}
+    def update(self, run_id, **fields):
+        if 'status' in fields or 'report' in fields:
+            if fails['n'] > 0:
+                fails['n'] -= 1
+                raise StoreFullError(f"{self.path}: no space left on device: the disk holding the results store is full")
+        return real(self, run_id, **fields)
+    monkeypatch.setattr(Store, 'update', update)
+    fails['n'] = 3                                                       # space returns on the launcher's last tries
+    res = run_experiment('fine', progress=False)
+    row = Store().get(res.run_id)
+    assert res.status == 'ok' and row['status'] == 'ok' and row['metrics'] == {'x': 1.0}, row
+    assert row['error'] == 'report not written: no space left on device (report.html removed to make room for the results store)'
+    assert row['report'] is None and not (res.run_dir / 'report.html').exists() and (res.run_dir / 'report.ipynb').exists()
+    fails['n'] = 100                                                     # space never returns while the launcher waits
+    with pytest.raises(StoreFullError) as e:
+        run_experiment('fine', {'x': 2.0}, progress=False)
+    assert 'environment.json holds its outcome, which the store takes when it is next read with space free' in str(e.value)
+    assert re.search(r'Run \S+ ended ok', str(e.value)), str(e.value)
+    monkeypatch.setattr(Store, 'update', real)
+    rows = Store().runs('fine')                                          # the next read, space back
+    assert rows.status.tolist() == ['ok', 'ok'] and rows.x.tolist() == [1.0, 2.0]
