@@ -87,12 +87,12 @@ def _parser() -> argparse.ArgumentParser:
 
 # %% ../nbs/07_cli.ipynb #7c2844f2
 def _load_params_file(path: Path) -> dict:
-    import yaml
-    try: data = yaml.safe_load(path.read_text())
-    except OSError as e: raise ParameterError(f"{path}: cannot read the parameters file ({e.strerror})") from None
-    except yaml.YAMLError as e: raise ParameterError(f"{path}: not valid YAML ({e})") from None
+    from reprlab.runner import load_yaml, shown   # the loader `sweep --config` uses: no aliases, no duplicate keys, size and depth capped
+    data = load_yaml(path, 'parameters file')
     if data is None: return {}
     if not isinstance(data, dict): raise ParameterError(f"{path}: expected a mapping of parameter names to values, got {type(data).__name__}")
+    bad = [k for k in data if not isinstance(k, str)]
+    if bad: raise ParameterError(f"{path}: parameter names are text, got {shown(bad[0])}")
     return data
 
 def cmd_list(args, out):
@@ -116,10 +116,11 @@ def cmd_run(args, out):
     from reprlab.runner import experiment_path, notebook_params, resolve_params, run_experiment
     path = experiment_path(args.experiment)
     params = notebook_params(path)
-    typed = _load_params_file(args.params_file) if args.params_file else {}   # typed values, checked by run_experiment
+    typed = _load_params_file(args.params_file) if args.params_file else {}   # typed values; a string is converted by the declared type
     strings = dict(args.param)
+    from_file = resolve_params(params, typed, from_string=None)              # `lr: 1e-3` (text to YAML 1.1) is the float -p lr 1e-3 gives
     converted = resolve_params(params, strings, from_string=True)             # command-line strings, converted and checked
-    merged = {**typed, **{k: converted[k] for k in strings}}                  # -p wins over the file
+    merged = {**{k: from_file[k] for k in typed}, **{k: converted[k] for k in strings}}   # -p wins over the file
     res = run_experiment(args.experiment, merged, with_code=args.with_code, progress=not args.no_progress and not args.json,
                          timeout=args.timeout)
     if args.json: print(json.dumps(res.to_json(), default=str), file=out)
@@ -136,7 +137,9 @@ def _pairs(items, flag):
     out = {}
     for item in items:
         name, eq, value = item.partition('=')
-        if not eq or not name.strip(): raise ParameterError(f"{flag} {item!r}: expected NAME=VALUES")
+        if not eq or not name.strip():
+            from reprlab.runner import shown
+            raise ParameterError(f"{flag} {shown(item)}: expected NAME=VALUES")
         out[name.strip()] = value.strip()
     return out
 

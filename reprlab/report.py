@@ -26,7 +26,8 @@ from .config import (RUN_DIR_ENV, device_name, file_digest, get_device, load_set
 
 # %% auto #0
 __all__ = ['LAB_METRICS', 'run_dir', 'DivergedError', 'check_finite', 'Metric', 'parse_metrics', 'find_metric', 'primary_metric',
-           'Run', 'study_differences', 'begin', 'log_metrics', 'save_figure', 'say', 'hope', 'show_hopes']
+           'Run', 'study_differences', 'injected_parameters', 'begin', 'log_metrics', 'save_figure', 'say', 'hope',
+           'show_hopes']
 
 # %% ../nbs/04_report.ipynb #d9575c45
 def run_dir() -> Path | None:
@@ -161,26 +162,44 @@ def study_differences(params: dict, study: dict) -> list[tuple]:
     "(name, this run's value, the study's value) for every study value this run does not use."
     return [(k, params.get(k), v) for k, v in study.items() if k in params and params[k] != v]
 
+def injected_parameters(ns: dict) -> list[str]:
+    "Names papermill set explicitly: the assignments of its injected cell (`# Parameters`), read back from the kernel's input history `In`."
+    import ast
+    for src in reversed(ns.get('In') or []):   # the injected cell runs right after the parameters cell
+        if not isinstance(src, str) or not src.lstrip().startswith('# Parameters'): continue
+        try: body = ast.parse(src).body
+        except SyntaxError: continue
+        if body and all(isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name) for n in body):
+            return [n.targets[0].id for n in body]
+    return []
+
+def _git_here() -> dict:
+    "Git commit and dirty flag outside `reprlab run`: the project found from the working folder, else the checkout holding reprlab."
+    import reprlab
+    from reprlab.config import git_state
+    state = git_state()
+    return state if state['commit'] else git_state(Path(reprlab.__file__).resolve().parent)
+
 def begin(namespace: dict | None = None, # the notebook's `globals()`, to find the parameters when not run by `reprlab run`
          ) -> Run:
     "Seed, choose the device, record the run's parameters and environment, and show the run-info block."
     from IPython.display import Markdown, display
+    from reprlab.runner import apply_preset   # the rule `reprlab run` applies (the runner imports nothing heavy)
     global _state
     _state = _State()
     ns, d = namespace if namespace is not None else {}, run_dir()
     _state.declared = parse_metrics(ns['METRICS'], 'METRICS') if 'METRICS' in ns else {}
-    presets, notes = ns.get('PRESETS') or {}, []
-    if d and (d/'params.json').exists(): params = read_json(d/'params.json')
-    else:
-        params = _namespace_params(ns)
-        name = params.get('preset')
-        if name not in (None, 'lab'):
-            if name not in presets: raise ValueError(f"preset {name!r}: this notebook's presets are {['lab', *presets]}")
-            ns.update(presets[name]); params.update(presets[name])
-            notes.append(f"preset **{name}** applied to every parameter it names (under `reprlab run`, explicit values win)")
+    presets = ns.get('PRESETS') or {}
+    env = read_json(d/'environment.json', {}) if d else _git_here()
+    if d and (d/'params.json').exists(): params, explicit = read_json(d/'params.json'), env.get('explicit', [])
+    else:   # plain papermill or JupyterLab: the same rule as `reprlab run`, with papermill's injected names as the explicit ones
+        explicit = injected_parameters(ns)
+        params = apply_preset(_namespace_params(ns), presets, explicit)
+        ns.update(params)                                  # the notebook's variables hold the preset's values
+    kept = [k for k in explicit if k in presets.get(params.get('preset'), {})]
+    notes = [f"explicit values kept over it: {', '.join(f'`{k}`' for k in kept)}"] if kept else []
     seed = seed_everything(int(params.get('seed', load_settings().seed)))
     device = get_device(params.get('device'))
-    env = read_json(d/'environment.json', {}) if d else {}
     env.update(seed=seed, device=str(device), device_name=device_name(device))
     if d: write_json(d/'environment.json', env); _record_library(d)
     versions = env.get('versions') or package_versions(('reprlab', 'torch'))

@@ -35,12 +35,13 @@ from .config import RUN_DIR_ENV, environment, load_settings, process_alive, read
 # the store (and pandas) is imported by the functions that record runs: `reprlab list` does not need it.
 
 # %% auto #0
-__all__ = ['MAX_CELL_OUTPUT', 'THREAD_ENV', 'ParameterError', 'Constraint', 'parse_constraint', 'check_constraint', 'Param',
-           'notebook_params', 'coerce_value', 'resolve_params', 'new_experiment_notebook', 'notebook_presets',
+__all__ = ['MAX_YAML_BYTES', 'MAX_YAML_DEPTH', 'MAX_CELL_OUTPUT', 'THREAD_ENV', 'DRY_RUN', 'ParameterError', 'Constraint',
+           'parse_constraint', 'check_constraint', 'Param', 'notebook_params', 'shown', 'coerce_value',
+           'resolve_params', 'apply_preset', 'new_experiment_notebook', 'load_yaml', 'notebook_presets',
            'notebook_metrics', 'experiments_dir', 'experiment_path', 'describe', 'list_experiments', 'RunResult',
            'new_run_id', 'notebook_hash', 'sweep_ipc_files', 'IPCKernelManager', 'tidy_outputs', 'report_title',
            'spread_metric', 'first_sentence', 'report_headline', 'math_to_mathml', 'render_html', 'RunInterrupted',
-           'ReportsError', 'prepare_run', 'execute_notebook', 'finish_run', 'execute_run', 'run_experiment']
+           'ReportsError', 'DryRun', 'prepare_run', 'execute_notebook', 'finish_run', 'execute_run', 'run_experiment']
 
 # %% ../nbs/06_runner.ipynb #86f2dcac
 _TYPES = {'int': int, 'float': float, 'str': str, 'bool': bool}
@@ -119,7 +120,7 @@ def check_constraint(c: Constraint, name: str, ptype: str, value):
             except ValueError: nums, why = [], f"expected comma-separated {'integers' if conv is int else 'numbers'}"
             for v in nums:
                 if (why := _check_number(c, v, c.items)): why = f"item {v!r}: {why}"; break
-    if why: raise ParameterError(f"parameter {name!r} = {value!r}: {why} (constraint {c.text})")
+    if why: raise ParameterError(f"parameter {name!r} = {shown(value)}: {why} (constraint {c.text})")
 
 @dataclass(frozen=True)
 class Param:
@@ -168,14 +169,23 @@ def notebook_params(path: Path | str) -> dict[str, Param]:
 # %% ../nbs/06_runner.ipynb #8c55e51f
 _TRUE, _FALSE = {'true', 'yes', '1', 'on'}, {'false', 'no', '0', 'off'}
 
+def shown(value, limit: int = 80) -> str:
+    "`repr` of a value for an error message, cut after `limit` characters with its length named (a 120,000-character value is not echoed whole)."
+    r = repr(value)
+    if len(r) <= limit: return r
+    return f"{r[:limit]}… ({len(value) if isinstance(value, str) else len(r):,} characters)"
+
 def _describe(params: dict[str, Param]) -> str:
     return '\n'.join(f"  {p.name}: {p.type} = {p.default!r}" + (f"  # {p.help}" if p.help else '') +
                      (f" {p.constraint}" if p.constraint else '') for p in params.values())
 
-def coerce_value(p: Param, value, from_string: bool):
+def coerce_value(p: Param, value,
+                 from_string: bool | None, # True: a command-line string; False: typed; None: read from a file (YAML), where a string is converted as on the command line
+                ):
     "Convert (from the command line) or check (typed) one value for parameter `p`, then check its constraint."
     t = _TYPES[p.type]
-    bad = ParameterError(f"parameter {p.name!r} expects {p.type} (default {p.default!r}), got {value!r}")
+    bad = ParameterError(f"parameter {p.name!r} expects {p.type} (default {p.default!r}), got {shown(value)}")
+    if from_string is None: from_string = isinstance(value, str)   # YAML 1.1 reads `lr: 1e-3` as text: the declared type decides
     if from_string:
         if not isinstance(value, str): raise bad
         if t is bool:
@@ -191,26 +201,31 @@ def coerce_value(p: Param, value, from_string: bool):
 
 def resolve_params(params: dict[str, Param],  # the notebook's parameters
                    overrides: dict,           # values given explicitly (they win)
-                   from_string: bool = False, # overrides are command-line strings
+                   from_string: bool | None = False, # overrides are command-line strings (None: read from a YAML file, see coerce_value)
                    presets: dict | None = None, # the notebook's PRESETS: name -> values
                   ) -> dict:
     "Defaults, then the chosen preset's values, then validated overrides; unknown names are rejected with the valid ones."
     unknown = [k for k in overrides if k not in params]
     if unknown:
         close = {k: difflib.get_close_matches(k, params, n=1) for k in unknown}
-        hint = ''.join(f"; did you mean {c[0]!r} for {k!r}?" for k, c in close.items() if c)
-        raise ParameterError(f"unknown parameter(s) {', '.join(map(repr, unknown))}{hint}\nValid parameters:\n{_describe(params)}")
+        hint = ''.join(f"; did you mean {c[0]!r} for {shown(k)}?" for k, c in close.items() if c)
+        raise ParameterError(f"unknown parameter(s) {', '.join(map(shown, unknown))}{hint}\nValid parameters:\n{_describe(params)}")
     out, given, errors = {k: p.default for k, p in params.items()}, {}, []
     for k, v in overrides.items():
         try: given[k] = coerce_value(params[k], v, from_string)
         except ParameterError as e: errors.append(str(e))
     if errors: raise ParameterError('\n'.join(errors) + f"\nValid parameters:\n{_describe(params)}")
-    name = given.get('preset', out.get('preset'))
-    if presets and name not in (None, 'lab'):
-        if name not in presets: raise ParameterError(f"preset {name!r}: this notebook defines {', '.join(['lab', *presets])}")
-        out.update(presets[name])
-    out.update(given)
-    return out
+    return apply_preset({**out, **given}, presets, given)
+
+def apply_preset(values: dict,           # every parameter, explicit values included
+                 presets: dict | None,   # the notebook's PRESETS: name -> values
+                 explicit=(),            # names given explicitly: the preset leaves them alone
+                ) -> dict:
+    "`values` with the chosen preset's values laid over every parameter not given explicitly; `reprlab run` and `begin` (plain papermill, JupyterLab) share this rule."
+    name = values.get('preset')
+    if not presets or name in (None, 'lab'): return dict(values)
+    if name not in presets: raise ParameterError(f"preset {shown(name)}: this notebook defines {', '.join(['lab', *presets])}")
+    return {**values, **{k: v for k, v in presets[name].items() if k not in explicit}}
 
 # %% ../nbs/06_runner.ipynb #aafcb22a
 def new_experiment_notebook(path: Path | str, params_src: str, body: str, title: str = 'Test experiment',
@@ -227,6 +242,61 @@ def new_experiment_notebook(path: Path | str, params_src: str, body: str, title:
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
     return path
+
+# %% ../nbs/06_runner.ipynb #1e778939
+MAX_YAML_BYTES, MAX_YAML_DEPTH = 1_000_000, 20
+
+class _Refused(Exception): pass
+
+def _strict_loader():
+    "A safe YAML loader (libyaml's when installed) that refuses duplicate keys, merge keys and unhashable keys."
+    import yaml
+    class StrictLoader(getattr(yaml, 'CSafeLoader', yaml.SafeLoader)):
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for k, _ in node.value:
+                at = f"line {k.start_mark.line + 1}"
+                if k.tag == 'tag:yaml.org,2002:merge': raise _Refused(f"merge keys (<<) are not accepted ({at}); write each value out")
+                key = self.construct_object(k, deep=True)
+                try: hash(key)
+                except TypeError: raise _Refused(f"a key must be a name or a number, got a {type(key).__name__} ({at})") from None
+                if key in seen: raise _Refused(f"key {shown(key)} is given twice ({at}); give each key once")
+                seen.add(key)
+            return super().construct_mapping(node, deep)
+    return StrictLoader
+
+def load_yaml(path: Path | str,          # the file to read
+              what: str = 'YAML file',   # what the file is, for messages ('parameters file', 'sweep file')
+             ):
+    "The data of a small YAML file, or ParameterError in one line naming the file: no aliases, no duplicate keys, at most 1 MB and 20 levels."
+    import yaml
+    path = Path(path)
+    try:
+        with open(path, 'rb') as f: raw = f.read(MAX_YAML_BYTES + 1)
+    except OSError as e: raise ParameterError(f"{path}: cannot read the {what} ({e.strerror or e})") from None
+    if len(raw) > MAX_YAML_BYTES:
+        raise ParameterError(f"{path}: the {what} is larger than {MAX_YAML_BYTES:,} bytes; a {what} holds a few names and values")
+    try: text = raw.decode('utf-8')
+    except UnicodeDecodeError as e: raise ParameterError(f"{path}: the {what} is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+    Loader = _strict_loader()
+    try:
+        depth = 0
+        for ev in yaml.parse(text, Loader=Loader):   # events first: nothing is built before aliases and depth are checked
+            at = f"line {ev.start_mark.line + 1}" if ev.start_mark else 'the file'
+            if isinstance(ev, yaml.AliasEvent) or getattr(ev, 'anchor', None):
+                raise _Refused(f"anchors and aliases (&name, *name) are not accepted ({at}); write each value out")
+            if isinstance(ev, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_YAML_DEPTH: raise _Refused(f"nested deeper than {MAX_YAML_DEPTH} levels ({at}); a {what} needs a few levels at most")
+            elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)): depth -= 1
+        return yaml.load(text, Loader=Loader)
+    except _Refused as e: raise ParameterError(f"{path}: {e}") from None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        why = ' '.join(str(e.problem or e.context or 'cannot be read').split())
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ''
+        raise ParameterError(f"{path}: not valid YAML{at}: {why[:200]}") from None
+    except yaml.YAMLError as e: raise ParameterError(f"{path}: not valid YAML: {' '.join(str(e).split())[:200]}") from None
 
 # %% ../nbs/06_runner.ipynb #ee02fe16
 def _literal_cell(path: Path, tag: str, name: str):
@@ -267,19 +337,19 @@ def notebook_metrics(path: Path | str) -> dict:
 # %% ../nbs/06_runner.ipynb #4a2fbc89
 def experiments_dir() -> Path: return load_settings().experiments
 
-_EXPERIMENT = re.compile(r'[A-Za-z0-9][A-Za-z0-9_-]*')
+_EXPERIMENT = re.compile(r'[A-Za-z0-9][A-Za-z0-9_-]{0,99}')   # a file name: at most 100 characters
 
 def experiment_path(name: str) -> Path:
     "The notebook of experiment `name`: a plain name in the experiments folder (no paths); an unknown name suggests the closest."
     d = experiments_dir()
     if not isinstance(name, str) or not _EXPERIMENT.fullmatch(name):
-        raise ParameterError(f"experiment {name!r}: expected the name of a notebook in {d} (letters, digits, '_' and '-'; "
-                             f"no paths); see `reprlab list`")
+        raise ParameterError(f"experiment {shown(name)}: expected the name of a notebook in {d} (letters, digits, '_' and '-', "
+                             f"at most 100; no paths); see `reprlab list`")
     p = d/f'{name}.ipynb'
     if name.startswith('_') or not p.is_file():
         known = list(list_experiments())
         close = difflib.get_close_matches(name, known, n=1)
-        raise ParameterError(f"unknown experiment {name!r}" + (f"; did you mean {close[0]!r}?" if close else '') +
+        raise ParameterError(f"unknown experiment {shown(name)}" + (f"; did you mean {close[0]!r}?" if close else '') +
                              f"; known: {', '.join(known) or '(none)'} (in {d})")
     return p
 

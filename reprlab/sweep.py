@@ -20,17 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 from .config import tqdm
 
 from .config import RUN_DIR_ENV, environment, load_settings, read_json, write_json
-from .runner import (Param, ParameterError, coerce_value, execute_run, experiment_path, experiments_dir,
-                            notebook_hash, notebook_params, notebook_presets, prepare_run, resolve_params, _timeout)
+from .runner import (Param, ParameterError, coerce_value, execute_run, experiment_path, experiments_dir, load_yaml,
+                            notebook_hash, notebook_params, notebook_presets, prepare_run, resolve_params, shown, _timeout)
 from .store import Store
 
 # %% auto #0
-__all__ = ['SPEC_KEYS', 'param_value', 'split_values', 'Dist', 'parse_dist', 'SweepSpec', 'load_spec', 'sweep_points',
-           'point_key', 'default_name', 'SweepResult', 'run_sweep', 'summary_notebook', 'sweep_summary']
+__all__ = ['SPEC_KEYS', 'param_value', 'split_values', 'Dist', 'parse_dist', 'SweepSpec', 'check_name', 'check_spec', 'load_spec',
+           'sweep_points', 'point_key', 'default_name', 'SweepResult', 'run_sweep', 'summary_notebook', 'sweep_summary']
 
 # %% ../nbs/11_sweep.ipynb #df247d3c
 def param_value(p: Param, v):
@@ -89,20 +88,43 @@ class SweepSpec:
     ascending: bool = False                     # smaller metric is better (default: the declared direction)
     seeds: int = 1                              # replicates of every point over seed, seed + 1, ...
 
+_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]{0,99}')
+
+def check_name(name) -> str:
+    "A sweep name safe as a folder name (1 to 100 letters, digits, '_', '.', '-'), or ParameterError."
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ParameterError(f"sweep name {shown(name)}" + (f" ({len(name):,} characters)" if isinstance(name, str) and len(name) > 100 else '') +
+                             ": expected 1 to 100 letters, digits, '_', '.' or '-', starting with a letter or digit (it names a folder)")
+    return name
+
+_SCALARS = {'experiment': str, 'name': str, 'random': int, 'seeds': int, 'seed': int, 'workers': int, 'dask': str,
+            'metric': str, 'ascending': bool}
+
+def check_spec(spec: SweepSpec) -> SweepSpec:
+    "Refuse a spec whose name, counts or addresses have the wrong type or range, before any point is made."
+    for k, t in _SCALARS.items():
+        v = getattr(spec, k)
+        if v is not None and (not isinstance(v, t) or (t is int and isinstance(v, bool))):
+            raise ParameterError(f"{k} {shown(v)}: expected {'an integer' if t is int else 'true or false' if t is bool else 'text'}")
+    if spec.name is not None: check_name(spec.name)
+    if spec.workers is not None and spec.workers < 1:
+        raise ParameterError(f"workers {spec.workers}: workers must be >= 1 (local worker processes; leave it out for the settings' sweep_workers)")
+    if spec.random < 0: raise ParameterError(f"random {spec.random}: expected a number of draws >= 0")
+    return spec
+
 def load_spec(path: Path | str) -> SweepSpec:
-    "Read a sweep specification from YAML (the keys of SweepSpec)."
+    "Read a sweep specification from YAML (the keys of SweepSpec), through the runner's strict loader (`load_yaml`)."
     path = Path(path)
-    try: data = yaml.safe_load(path.read_text())
-    except OSError as e: raise ParameterError(f"{path}: cannot read the sweep file ({e.strerror})") from None
-    except yaml.YAMLError as e: raise ParameterError(f"{path}: not valid YAML ({e})") from None
+    data = load_yaml(path, 'sweep file')
     if not isinstance(data, dict): raise ParameterError(f"{path}: expected a mapping with keys {', '.join(SPEC_KEYS)}")
-    unknown = set(data) - set(SPEC_KEYS)
-    if unknown: raise ParameterError(f"{path}: unknown key(s) {sorted(unknown)}; valid keys: {', '.join(SPEC_KEYS)}")
+    unknown = [k for k in data if k not in SPEC_KEYS]
+    if unknown: raise ParameterError(f"{path}: unknown key(s) [{', '.join(map(shown, unknown))}]; valid keys: {', '.join(SPEC_KEYS)}")
     if 'experiment' not in data: raise ParameterError(f"{path}: 'experiment' is required")
     for k in ('grid', 'dist', 'params'):
         if not isinstance(data.get(k) or {}, dict): raise ParameterError(f"{path}: {k!r} must be a mapping of parameter names")
     grid = {k: v if isinstance(v, list) else [v] for k, v in (data.get('grid') or {}).items()}
-    return SweepSpec(**{**data, 'grid': grid, 'dist': data.get('dist') or {}, 'params': data.get('params') or {}})
+    try: return check_spec(SweepSpec(**{**data, 'grid': grid, 'dist': data.get('dist') or {}, 'params': data.get('params') or {}}))
+    except ParameterError as e: raise ParameterError(f"{path}: {e}") from None
 
 def sweep_points(spec: SweepSpec, params: dict[str, Param], presets: dict | None = None) -> list[dict]:
     "Every point of the sweep as a full, validated parameter dict (duplicates removed, order kept; seed replicates last)."
@@ -154,8 +176,6 @@ def point_key(values: dict, nb_hash: str) -> str:
     "Identity of a point: its full parameters and the notebook's contents."
     return hashlib.sha256((json.dumps(values, sort_keys=True, default=str) + nb_hash).encode()).hexdigest()[:20]
 
-_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
-
 def default_name(experiment: str, points: list[dict]) -> str:
     "A name derived from the experiment and its points: the same command resumes the same sweep."
     h = hashlib.sha256(json.dumps(points, sort_keys=True, default=str).encode()).hexdigest()[:8]
@@ -180,7 +200,7 @@ def _connect(workers: int | None, dask: str | None):
         except (OSError, TimeoutError) as e: raise ParameterError(f"cannot reach the Dask scheduler at {dask!r}: {e}") from None
         client.wait_for_workers(1, timeout=120)
         return client, None
-    n = workers or load_settings().sweep_workers
+    n = load_settings().sweep_workers if workers is None else workers   # 0 is refused, not taken for the default
     if n < 1: raise ParameterError(f"workers={n}: expected at least 1")
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
                            silence_logs=logging.ERROR, memory_limit=0)
@@ -203,11 +223,11 @@ def run_sweep(spec: SweepSpec,                  # what to run
     "Run every point of `spec` not yet completed, on local workers or a Dask cluster; record each as a run."
     out = out or sys.stderr
     from reprlab.analysis import primary, staleness
+    check_spec(spec)
     nb_path = experiment_path(spec.experiment)
     params = notebook_params(nb_path)
     points = sweep_points(spec, params, notebook_presets(nb_path, params))   # nothing starts on bad input
-    name = spec.name or default_name(spec.experiment, points)
-    if not _NAME.match(name): raise ParameterError(f"sweep name {name!r}: use letters, digits, '_', '.', '-'")
+    name = check_name(spec.name or default_name(spec.experiment, points))
     from reprlab.runner import DRY_RUN, DryRun
     if DRY_RUN.get():   # `reprlab sweep --dry-run`: every point checked, nothing started
         _timeout(timeout)
