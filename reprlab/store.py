@@ -98,13 +98,20 @@ class Store:
             try: self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as e: raise StoreError(f"{self.path}: cannot create the folder of the results store ({e.strerror}); "
                                                   f"set REPRLAB_STORE to a writable place") from None
-        with self._connect() as con:
-            if not readonly:
-                con.executescript(_SCHEMA)
-                have = {r[1] for r in con.execute('PRAGMA table_info(runs)')}
-                for col in ('notebook_hash', 'digests'):   # stores made by earlier versions of reprlab
-                    if col not in have: con.execute(f'ALTER TABLE runs ADD COLUMN {col} TEXT')
-            else: con.execute('SELECT count(*) FROM runs').fetchone()
+        self.full = None   # set when the store's disk is full: the store is read as it is and never written
+        try:
+            with self._connect() as con:
+                if not readonly:
+                    con.executescript(_SCHEMA)
+                    have = {r[1] for r in con.execute('PRAGMA table_info(runs)')}
+                    for col in ('notebook_hash', 'digests'):   # stores made by earlier versions of reprlab
+                        if col not in have: con.execute(f'ALTER TABLE runs ADD COLUMN {col} TEXT')
+                else: con.execute('SELECT count(*) FROM runs').fetchone()
+        except StoreFullError as e:   # no room for the -shm index: with no -wal file pending, every row is in the file itself
+            wal = Path(f'{self.path}-wal')
+            if readonly or not self.path.is_file() or (wal.exists() and wal.stat().st_size): raise
+            self.readonly, self.full = True, e
+            with self._connect() as con: con.execute('SELECT count(*) FROM runs').fetchone()
 
     def _fail(self, e: sqlite3.Error) -> StoreError:
         msg = str(e)
@@ -132,6 +139,7 @@ class Store:
         finally: con.close()
 
     def _write(self, sql, args):
+        if self.full: raise StoreFullError(str(self.full))
         if self.readonly: raise StoreError(f"{self.path}: the results store is read-only; make it writable or set REPRLAB_STORE to another file")
         with self._connect() as con:
             con.execute('BEGIN IMMEDIATE')   # take the write lock up front: no upgrade deadlock between writers

@@ -328,8 +328,10 @@ def test_a_full_disk_under_store_and_reports_is_named_and_recorded_and_leaves_a_
 
 def test_a_store_on_a_full_disk_is_named_as_a_full_disk_not_as_a_damaged_store(lab, monkeypatch, tmpfs):
     monkeypatch.setenv('REPRLAB_STORE', str(tmpfs.path / 'results.sqlite'))
-    Store()
+    Store().add(id='old-run', experiment='quickstart', params={'n_train': 1}, status='ok', started='2026-01-01 00:00:00')
     filler = _fill(tmpfs.path, 0)
+    r = reprlab('results', '--format', 'json')                          # reading needs no room
+    assert r.returncode == 0 and [x['id'] for x in json.loads(r.stdout)] == ['old-run'], r.stderr
     r = reprlab('run', 'quickstart')
     assert r.returncode == 2, r.stderr
     assert r.stderr.startswith(f"reprlab run: {tmpfs.path / 'results.sqlite'}: no space left on device: the disk holding the results "
@@ -339,7 +341,7 @@ def test_a_store_on_a_full_disk_is_named_as_a_full_disk_not_as_a_damaged_store(l
     assert not (lab / 'reports').exists()
     filler.unlink()
     r = reprlab('results', '--format', 'json')
-    assert r.returncode == 0 and json.loads(r.stdout) == [], r.stderr
+    assert r.returncode == 0 and [x['id'] for x in json.loads(r.stdout)] == ['old-run'], r.stderr
 
 
 def test_a_launcher_that_cannot_write_the_outcome_retries_and_else_the_store_takes_it_from_the_run_folder(lab_experiments, lab, monkeypatch):
