@@ -40,8 +40,9 @@ __all__ = ['MAX_YAML_BYTES', 'MAX_YAML_DEPTH', 'MAX_CELL_OUTPUT', 'THREAD_ENV', 
            'resolve_params', 'apply_preset', 'new_experiment_notebook', 'load_yaml', 'notebook_presets',
            'notebook_metrics', 'experiments_dir', 'experiment_path', 'describe', 'list_experiments', 'RunResult',
            'new_run_id', 'notebook_hash', 'sweep_ipc_files', 'IPCKernelManager', 'tidy_outputs', 'report_title',
-           'spread_metric', 'first_sentence', 'report_headline', 'math_to_mathml', 'render_html', 'RunInterrupted',
-           'ReportsError', 'DryRun', 'prepare_run', 'execute_notebook', 'finish_run', 'execute_run', 'run_experiment']
+           'spread_metric', 'sentences', 'first_sentence', 'states_value', 'report_headline', 'math_to_mathml',
+           'render_html', 'RunInterrupted', 'ReportsError', 'DryRun', 'prepare_run', 'execute_notebook', 'finish_run',
+           'execute_run', 'run_experiment']
 
 # %% ../nbs/06_runner.ipynb #86f2dcac
 _TYPES = {'int': int, 'float': float, 'str': str, 'bool': bool}
@@ -513,10 +514,20 @@ def spread_metric(name: str, logged: dict) -> str | None:
     names = [f'{name}_std', f'std_{name}', *('_'.join(w[:i] + ['std'] + w[i:]) for i in range(1, len(w)))]
     return next((n for n in names if _number(logged.get(n))), None)
 
+def sentences(text: str) -> list[str]:
+    "The sentences of Markdown text, paragraph by paragraph (a '.', '!' or '?' followed by a capital ends one)."
+    return [s for para in re.split(r'\n\s*\n', text.strip()) for s in re.split(r'(?<=[.!?])\s+(?=\**[A-Z])', ' '.join(para.split())) if s]
+
 def first_sentence(text: str) -> str:
-    "The first sentence of Markdown text (its first paragraph up to a '.', '!' or '?' followed by a capital)."
-    para = ' '.join(re.split(r'\n\s*\n', text.strip())[0].split())
-    return re.split(r'(?<=[.!?])\s+(?=\**[A-Z])', para, maxsplit=1)[0]
+    "The first sentence of Markdown text."
+    return (sentences(text) or [''])[0]
+
+def states_value(sentence: str, v: float, unit: str = '') -> bool:
+    "Whether a sentence writes the number `v` (96.7%, 0.967, ...: any rounding of at least 3 characters)."
+    plain = sentence.replace('*', '').replace('\\', '')
+    forms = ({f"{v:.{d}%}" for d in range(4)} if unit == 'fraction' else
+             {f"{v:.{d}f}" for d in range(1, 5)} | {f"{v:.{d}g}" for d in range(2, 6)})
+    return any(len(f) >= 3 and re.search(rf'(?<![\d.]){re.escape(f)}(?!\d)', plain) for f in forms)
 
 def _fmt_metric(v, unit: str) -> str:
     return f"{v:.2%}" if unit == 'fraction' else f"{v:.4g}" + (f" {unit}" if unit and unit != 'count' else '')
@@ -533,8 +544,9 @@ def report_headline(run_dir: Path | str,           # the run folder: metrics.jso
         except (OSError, ValueError): return default
     metrics, hopes, params = load('metrics.json', {}), load('hopes.json', []), load('params.json', {})
     lines = [f"**Run failed**: {error}"] if error else []
-    if (m := primary_metric(declared or {})) and '*' not in m.name:
-        v = metrics.get(m.name)
+    m = primary_metric(declared or {})
+    v = metrics.get(m.name) if m else None
+    if m and '*' not in m.name:
         line = f"**{m.description[:1].upper() + m.description[1:]}** (`{m.name}`, {m.better} is better): " + (f"**{_fmt_metric(v, m.unit)}**" if _number(v) else 'not recorded')
         seeds = params.get('seeds')
         if _number(v) and (s := spread_metric(m.name, metrics)) and not (isinstance(seeds, int) and seeds < 2):
@@ -544,8 +556,11 @@ def report_headline(run_dir: Path | str,           # the run folder: metrics.jso
         met = sum(bool(h.get('met')) for h in hopes)
         lines.append(f"**Hopes**: {met} met, {len(hopes) - met} NOT met (of {len(hopes)})")
     elif metrics or declared: lines.append("**Hopes**: none checked")
-    answer = next((t.strip() for f in ('answer.md', 'dialog.md') if (p := rd/f).is_file() and (t := p.read_text(errors='replace')).strip()), '')
-    if answer: lines.append(f"**Answer**: {first_sentence(answer) if not (rd/'answer.md').is_file() else ' '.join(answer.split())}")
+    text = lambda f: (rd/f).read_text(errors='replace') if (rd/f).is_file() else ''
+    if (answer := ' '.join(text('answer.md').split())): pass          # the sentence marked say(..., answer=True)
+    elif (said := sentences(text('dialog.md'))):                       # else the first one stating the primary metric's value
+        answer = next((s for s in said if _number(v) and states_value(s, v, m.unit)), said[0])
+    if answer: lines.append(f"**Answer**: {answer}")
     return '\n'.join(f"- {l}" for l in lines) if lines else None
 
 def _with_headline(nb, md: str):
@@ -620,8 +635,10 @@ def render_html(nb_path: Path, html_path: Path, with_code: bool = False,
             if not (rd/'params.json').is_file(): raise ValueError('not a run folder')
             defaults = {k: p.default for k, p in notebook_params(nb_path).items()}
             presets = notebook_presets(nb_path) if 'preset' in defaults else {}
-            experiment = read_json(rd/'environment.json', {}).get('experiment') or rd.parent.name
-            nb.metadata['title'] = report_title(experiment, read_json(rd/'params.json', {}), defaults, presets)
+            env = read_json(rd/'environment.json', {})
+            experiment = env.get('experiment') or rd.parent.name
+            nb.metadata['title'] = (f"{experiment} — sweep {env['sweep']}, summary" if rd.parent.name == 'sweeps' and env.get('sweep')
+                                    else report_title(experiment, read_json(rd/'params.json', {}), defaults, presets))
         except (ParameterError, ValueError, SyntaxError, OSError): pass   # an unreadable notebook keeps nbconvert's title
     exporter = HTMLExporter(extra_loaders=[DictLoader({'reprlab_report.html.j2': _TEMPLATE})], template_file='reprlab_report.html.j2',
                             exclude_input=not with_code, exclude_input_prompt=not with_code, exclude_output_prompt=True)
