@@ -247,7 +247,12 @@ def test_actcoolr_experiment_runs(lab, busy_machine):
         assert 0 <= m[f'test_acc_{name}'] <= 1 and 0 <= m[f'val_acc_{name}'] <= 1
     assert m['sigma'] > 0 and m['actcoolr_t0'] > 0 and m['hopes_total'] == 4
     assert m['measure_overhead'] > 0                    # a measured ratio, reported only: its size depends on the machine's load
-    assert m['actcoolr_gap'] == pytest.approx(100 * (m['test_acc_actcoolr'] - max(m[f'test_acc_{n}'] for n in ('constant', 'step', 'onecycle'))))
+    # the best other schedule is the one best on validation (the first of equals, in schedule order); the gap is on test
+    best = max(('constant', 'step', 'onecycle'), key=lambda n: m[f'val_acc_{n}'])
+    assert m['actcoolr_gap'] == pytest.approx(100 * (m['test_acc_actcoolr'] - m[f'test_acc_{best}']))
+    dialog = (lab / 'reports' / 'actcoolr' / out['run_id'] / 'dialog.md').read_text()
+    assert (f"on test from the best other schedule on validation, {best} (validation {m[f'val_acc_{best}']:.2%}, "
+            f"test {m[f'test_acc_{best}']:.2%})") in dialog, dialog
     figs = {p.name for p in (lab / 'reports' / 'actcoolr' / out['run_id'] / 'figures').iterdir()}
     assert figs == {'range_analysis.png', 'temperature_heatmaps.png', 'training_curves.png'}
     assert all(b.poll() is None for b in busy_machine)  # the two were running the whole time
@@ -275,10 +280,30 @@ def test_actcoolr_declares_the_study_preset_and_its_metrics():
     nb = ROOT / 'nbs' / 'experiments' / 'actcoolr.ipynb'
     study = notebook_presets(nb)['study']                 # every value checked against its parameter's constraint
     assert study['mapping'] == 'exp' and study['average'] == 'temperature' and study['momentum'] == 0
-    assert study['variant'] == 'static' and study['dataset'] == 'mnist' and study['model'] == 'convnet4'
+    assert study['variant'] == 'static' and study['model'] == 'convnet4'
+    # only what the study's own convnet run used (its Table 3 and data section), none of the lab's searched values or budget
+    assert {k: study[k] for k in ('dataset', 't0', 'gamma', 'epochs', 'batch_size')} == dict(
+        dataset='fashion_mnist', t0=1.25, gamma=1.86, epochs=200, batch_size=64)
+    assert not {'max_lr', 'n_train', 'n_val'} & set(study)
     metrics = notebook_metrics(nb)
     assert [m.name for m in metrics.values() if m.primary] == ['test_acc_actcoolr']
     assert all(p.constraint for p in notebook_params(nb).values() if p.type in ('int', 'float'))
+
+
+def test_the_reference_run_writes_out_the_labs_values_so_its_run_info_lists_them():
+    "make reference-actcoolr: the two tuning sweeps first, then preset study with the searched values and their budget explicit."
+    from reprlab.report import study_differences
+    make = (ROOT / 'Makefile').read_text()
+    lab_values = make.split('ACTCOOLR_LAB := ')[1].split('\n')[0].split()
+    explicit = dict(zip(lab_values[1::3], lab_values[2::3]))
+    assert explicit == dict(dataset='mnist', t0='3.36', gamma='1.11', max_lr='1.4', epochs='3', batch_size='128', n_train='10000', n_val='5000')
+    recipe = make.split('\nreference-actcoolr:\n')[1].split('\nreference-')[0]
+    assert recipe.index('actcoolr.sweep.yaml') < recipe.index('actcoolr_onecycle.sweep.yaml') < recipe.index('-p preset study')
+    assert recipe.count('--workers 1') == 2 and '$(ACTCOOLR_LAB)' in recipe
+    params = {**notebook_presets(ROOT / 'nbs' / 'experiments' / 'actcoolr.ipynb')['study'], 'dataset': 'mnist', 't0': 3.36, 'gamma': 1.11,
+              'epochs': 3, 'batch_size': 128}
+    assert [d[0] for d in study_differences(params, notebook_presets(ROOT / 'nbs' / 'experiments' / 'actcoolr.ipynb')['study'])] == [
+        'dataset', 'epochs', 'batch_size', 't0', 'gamma']
 
 
 def _actcoolr(*params, expect=0):
