@@ -129,6 +129,7 @@ def _run(argv, timeout=600):
     return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_reprlab_and_papermill_commands_run(lab, tmp_path):
     "Producers first (runs, sweeps, papermill), then the commands reading their results, placeholders filled in."
     cmds = [c for c in documented() if c.split(' ')[0] in ('reprlab', 'papermill')]
