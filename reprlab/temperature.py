@@ -24,7 +24,8 @@ from .report import check_finite
 
 # %% auto #0
 __all__ = ['MAPPINGS', 'MODELS', 'relu_patterns', 'temperature', 'p_change_of', 'temperature_of', 'TemperatureMeter', 'erf_model',
-           'lr_range', 'fit_range', 'ActCooLR', 'mlp', 'convnet4', 'resnet_small', 'minibatches', 'fit_measured']
+           'lr_range', 'fit_range', 'ActCooLR', 'fit_target_curve', 'mlp', 'convnet4', 'resnet_small', 'minibatches',
+           'fit_measured']
 
 # %% ../nbs/12_temperature.ipynb #a375fea0
 def relu_patterns(out: torch.Tensor) -> torch.Tensor:
@@ -190,6 +191,7 @@ class ActCooLR(LRScheduler):
                  sigma: float = 1.0,                     # slope of the erf model in ln lr (`fit_range`)
                  t0: float | None = None,                # initial target temperature in bits; None: the warm-up's
                  gamma: float = 1.0,                     # shape of the target curve T0 (1 - s)^gamma
+                 target_curve=None,                      # or (progress, bits) points: the target is their linear interpolation
                  every: int = 10,                        # steps between measurements after the warm-up
                  warmup: int = 10,                       # first steps, each measured, at the initial lr
                  variant: str = 'static',                # 'static' (the erf model's target) or 'dynamic' (SGD on lr)
@@ -205,6 +207,13 @@ class ActCooLR(LRScheduler):
         if variant not in ('static', 'dynamic'): raise ValueError(f"variant={variant!r}: expected 'static' or 'dynamic'")
         if average not in ('probability', 'temperature'): raise ValueError(f"average={average!r}: expected 'probability' or 'temperature'")
         _base(mapping)
+        if target_curve is not None:
+            xs, Ts = (np.asarray(v, dtype=float).ravel() for v in target_curve)
+            if not (len(xs) == len(Ts) >= 1 and np.all(np.isfinite(Ts)) and np.all(Ts >= 0) and np.all(np.diff(xs) > 0)
+                    and xs[0] >= 0 and xs[-1] <= 1):
+                raise ValueError(f"ActCooLR target_curve: expected (progress, temperature) points of equal length, progress rising "
+                                 f"within [0, 1] and temperatures finite and >= 0, got {len(xs)} and {len(Ts)} points")
+            target_curve = (xs.tolist(), Ts.tolist())                            # plain numbers, as the state_dict needs
         lr0 = optimizer.param_groups[0]['lr']
         if not 0 < lr0 < math.inf: raise ValueError(f"initial lr {lr0}: ActCooLR scales the lr, so it must be finite and > 0")
         if warmup >= total_steps: raise ValueError(f"ActCooLR warmup={warmup}: the warm-up must be shorter than the run ({total_steps} steps)")
@@ -212,7 +221,9 @@ class ActCooLR(LRScheduler):
         self.meter, self._own_meter = meter if meter is not None else TemperatureMeter(model), meter is None
         self.total_steps, self.sigma, self.t0, self.gamma, self.every, self.warmup = total_steps, sigma, t0, gamma, every, warmup
         self.variant, self.mapping, self.average, self.meta_lr, self.lr_max = variant, mapping, average, meta_lr, lr_max
-        self.t0_, self.p_now_, self.lr_target_, self.temperature_now_, self.target_temperature_ = t0, None, None, None, None
+        self.target_curve = target_curve
+        if target_curve is not None: self.t0 = float(np.interp(0.0, *target_curve))   # the curve sets T0: no warm-up estimate
+        self.t0_, self.p_now_, self.lr_target_, self.temperature_now_, self.target_temperature_ = self.t0, None, None, None, None
         self.warm_, self.measured_, self.last_p_same_ = [], False, None
         super().__init__(optimizer, last_epoch)
 
@@ -221,7 +232,8 @@ class ActCooLR(LRScheduler):
         return k < self.warmup or (k - self.warmup + 1) % self.every == 0
 
     def target_temperature(self, s: float) -> float:
-        "The target at progress s: T0 (1 - s)^gamma (T0 known after the warm-up unless given)."
+        "The target at progress s: T0 (1 - s)^gamma (T0 known after the warm-up unless given), or the interpolated `target_curve`."
+        if self.target_curve is not None: return float(np.interp(s, *self.target_curve))
         return self.t0_ * max(0.0, 1.0 - s) ** self.gamma
 
     def _observe(self, k: int, p_same: dict[str, float]):
@@ -281,6 +293,21 @@ class ActCooLR(LRScheduler):
     def close(self):
         "Remove the hooks of the meter this scheduler built."
         if self._own_meter: self.meter.remove()
+
+# %% ../nbs/12_temperature.ipynb #08ef7f1e
+def fit_target_curve(progress, # progress s = step / total_steps of each measurement, in [0, 1]
+                     temperature, # the measured temperature there, in bits
+                     knots: int = 10, # equal bins of progress; a bin without measurements gives no point
+                    ) -> tuple[list[float], list[float]]:
+    "ActCooLR's `target_curve` from a measured temperature: the mean in each of `knots` equal bins of progress, at the bin's mean progress."
+    s, T = np.asarray(progress, dtype=float).ravel(), np.asarray(temperature, dtype=float).ravel()
+    keep = np.isfinite(s) & np.isfinite(T)
+    s, T = np.clip(s[keep], 0.0, 1.0), T[keep]
+    if knots < 1 or len(s) == 0: raise ValueError(f"fit_target_curve: knots={knots} and {len(s)} finite measurements, expected at least 1 of each")
+    b = np.minimum((s * knots).astype(int), knots - 1)
+    n = np.bincount(b, minlength=knots); full = n > 0
+    xs = np.bincount(b, s, knots)[full] / n[full]
+    return xs.tolist(), (np.bincount(b, T, knots)[full] / n[full]).tolist()
 
 # %% ../nbs/12_temperature.ipynb #91c83ff8
 def mlp(in_features: int, n_classes: int, hidden=(256, 128)) -> nn.Sequential:
