@@ -539,9 +539,10 @@ def report_headline(run_dir: Path | str,           # the run folder: metrics.jso
     "Markdown of a report's headline: the primary metric with its spread, hopes met and not met, the one-sentence answer."
     from reprlab.report import primary_metric
     rd = Path(run_dir)
-    def load(name, default):
-        try: return read_json(rd/name, default)
+    def load(name, default):   # a missing, unreadable or malformed file counts as absent
+        try: v = read_json(rd/name, default)
         except (OSError, ValueError): return default
+        return v if isinstance(v, type(default)) else default
     metrics, hopes, params = load('metrics.json', {}), load('hopes.json', []), load('params.json', {})
     lines = [f"**Run failed**: {error}"] if error else []
     m = primary_metric(declared or {})
@@ -553,7 +554,7 @@ def report_headline(run_dir: Path | str,           # the run folder: metrics.jso
             line += f" ± {_fmt_metric(metrics[s], m.unit)} (" + (f"std over {seeds} seeds" if isinstance(seeds, int) else f"`{s}`") + ')'
         lines.append(line)
     if hopes:
-        met = sum(bool(h.get('met')) for h in hopes)
+        met = sum(isinstance(h, dict) and h.get('met') is True for h in hopes)
         lines.append(f"**Hopes**: {met} met, {len(hopes) - met} NOT met (of {len(hopes)})")
     elif metrics or declared: lines.append("**Hopes**: none checked")
     text = lambda f: (rd/f).read_text(errors='replace') if (rd/f).is_file() else ''
