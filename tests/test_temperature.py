@@ -323,6 +323,17 @@ def test_a_run_of_one_schedule_checks_the_hopes_about_it_and_names_the_others(la
     assert f'Not applicable to this run (<code>schedule</code> = {schedule})' in html and 'hope 1 (' in html and 'hope 4 (' in html
 
 
+def test_target_onecycle_trains_1cycle_first_and_follows_its_measured_temperature(lab):
+    "target onecycle: a run of actcoolr alone trains 1-cycle on the same seed and gives ActCooLR its fitted temperature curve."
+    out = _actcoolr(('schedule', 'actcoolr'), ('target', 'onecycle'), ('model', 'mlp'), ('epochs', '2'), ('n_train', '300'),
+                    ('every', '2'), ('warmup', '3'))
+    m = out['metrics']
+    assert out['status'] == 'ok' and {'test_acc_onecycle', 'test_acc_actcoolr', 'actcoolr_gap'} <= set(m), out.get('error')
+    dialog = (lab / 'reports' / 'actcoolr' / out['run_id'] / 'dialog.md').read_text()
+    assert f"following the temperature 1-cycle measured on the same seed (its mean in 10 bins of progress, from {m['actcoolr_t0']:.2f} bits)" in dialog
+    assert 'best other schedule on validation, onecycle' in dialog
+
+
 def test_a_run_shorter_than_the_warmup_warms_up_for_half_of_it(lab):
     "warmup = 10 with a 5-step run: ActCooLR warms up for 2 steps and the dialog says so."
     out = _actcoolr(('schedule', 'actcoolr'), ('model', 'mlp'), ('epochs', '1'), ('n_train', '300'))
