@@ -11,6 +11,10 @@ program), so a command added to the docs is run here too, or this test fails unt
 - make targets are checked with `make -n TARGET`; what else cannot run inside a test (a Dask cluster, a web server,
   the shell's own commands) is listed in NOT_RUN with the reason, and still checked (the option exists in the
   program's --help, the shell parses it).
+
+The rest of the docs site (the library and experiment notebooks' prose, docs/pages) mostly names commands in passing
+(`reprlab results`) or as templates (`reprlab results EXPERIMENT --sweep NAME`): each must name a subcommand and
+options that exist, and a complete `reprlab run` / `sweep` there is checked with --dry-run.
 """
 import json
 import re
@@ -202,3 +206,48 @@ def test_make_reference_time_agrees():
         else: seq += env.get('duration') or 0
     hours = (seq + sweep / 2) / 3600          # the reference sweep runs on 2 workers
     assert 0.8 * low <= hours <= 1.25 * high, f'the committed reference runs took {hours:.1f} h; the docs say {low} to {high}'
+
+
+def site_commands() -> dict[str, list[str]]:
+    "reprlab and papermill commands in the rest of the docs site: the library and experiment notebooks' prose, docs/pages."
+    out: dict[str, list[str]] = {}
+    nbs = sorted((ROOT / 'nbs').glob('*.ipynb')) + sorted((ROOT / 'nbs' / 'experiments').glob('*.ipynb'))
+    for f in nbs:
+        cells = json.loads(f.read_text())['cells']
+        text = '\n\n'.join(''.join(c['source']) for c in cells if c['cell_type'] == 'markdown')
+        for c in doc_commands(text): out.setdefault(c, []).append(str(f.relative_to(ROOT)))
+    for f in sorted((ROOT / 'docs' / 'pages').glob('*.md')):
+        for c in doc_commands(f.read_text()): out.setdefault(c, []).append(str(f.relative_to(ROOT)))
+    return {c: w for c, w in out.items() if c.split(' ')[0] in ('reprlab', 'papermill')}
+
+
+def _placeholder(word: str) -> bool: return word == '...' or bool(re.fullmatch(r'[A-Z][A-Z_]+(\.\w+)?|.*[A-Z]{2,}:\d+', word))
+
+
+def test_commands_in_the_docs_site_parse(lab):
+    """Every reprlab and papermill command written in the notebooks' prose names a subcommand and options that exist; a
+    complete `reprlab run` or `sweep` (no placeholder like NAME or ...) is checked with --dry-run; others, being
+    fragments (`reprlab results`) or templates (`reprlab results EXPERIMENT --sweep NAME`), are checked for parsing."""
+    cmds = site_commands()
+    assert 'reprlab run quickstart -p dataset mnist -p n_train 10000' in cmds, sorted(cmds)
+    helps: dict[tuple, str] = {}
+    def help_of(*prog):
+        if prog not in helps: helps[prog] = _help(*prog)
+        return helps[prog]
+    subcommands = re.search(r'\{([\w,]+)\}', help_of(str(BIN / 'reprlab'))).group(1).split(',')
+    failures, dry = [], 0
+    for cmd, where in cmds.items():
+        argv = shlex.split(cmd)
+        prog = [str(BIN / argv[0])] + ([argv[1]] if argv[0] == 'reprlab' and len(argv) > 1 and not argv[1].startswith('-') else [])
+        if argv[0] == 'reprlab' and len(prog) > 1 and prog[1] not in subcommands:
+            failures.append(f'{cmd!r} ({where[0]}): no subcommand {prog[1]!r}'); continue
+        text = help_of(*prog)
+        unknown = [a for a in argv if a.startswith('-') and a.split('=')[0] not in text]
+        if unknown: failures.append(f'{cmd!r} ({where[0]}): {prog[-1]} has no option {unknown}'); continue
+        complete = len(argv) > 2 and argv[1] in ('run', 'sweep') and not argv[2].startswith('-')   # names its experiment
+        if argv[0] == 'reprlab' and complete and not any(map(_placeholder, argv)):
+            r = _run([str(BIN / 'reprlab'), *argv[1:], '--dry-run'])
+            dry += 1
+            if r.returncode != 0: failures.append(f'{cmd!r} ({where[0]}): --dry-run exit {r.returncode}: {r.stderr.strip()[-300:]}')
+    assert not failures, '\n'.join(failures)
+    assert dry >= 3 and not (lab / 'reports').exists()
