@@ -87,3 +87,17 @@ def test_log_metrics_ending_a_cell_prints_nothing(page):
     assert not [o for o in last.outputs if o.output_type == 'execute_result'], last.outputs
     assert "'acc_std'" not in html and 'acc_std&#39;' not in html
     assert json.loads((rdir / 'metrics.json').read_text())['acc_std'] == 0.0123
+
+
+def test_a_failed_run_is_headlined_by_its_error(lab_experiments):
+    "The headline of a failed run starts with its error, above the intro; the metric logged before the failure is shown."
+    new_experiment_notebook(lab_experiments / 'breaks.ipynb', 'x: int = 1  # a number [min 0]',
+                            "from reprlab.report import begin, log_metrics\nrun = begin(globals())\n"
+                            "log_metrics(acc=0.5)\nraise RuntimeError(f'gave up at step {x}')",
+                            summary='Always fails.\n\n**Date**: today', metrics={'acc': 'accuracy [fraction, higher, primary]'})
+    r = reprlab('run', 'breaks', '-p', 'x', '4', '--json')
+    assert r.returncode == 1, r.stderr
+    html = Path(json.loads(r.stdout)['report']).read_text(encoding='utf-8')
+    body = _text(html[html.index('<main>'):])
+    assert body.index('Run failed : RuntimeError: gave up at step 4') < body.index('Accuracy ( acc , higher is better): 50.00%') < body.index('Date')
+    assert re.search(r'<title>breaks — x=4</title>', html)
