@@ -143,3 +143,10 @@ def test_one_epoch_runs_and_says_there_is_no_centroid_movement(lab):
     assert 'a single epoch: no centroid movement to report' in (d / 'dialog.md').read_text()
     t = pd.read_csv(d / 'tracking' / 'centroid_seed0.csv', index_col='epoch')
     assert list(t.index) == [1] and t.centroid_moved_mean.isna().all()
+
+
+def test_a_last_layer_narrower_than_the_classes_fails_before_any_training(lab):
+    "The study's CCE net classifies with its last layer: fewer units than classes is refused right after the data load."
+    out = _run(('layers', '16,8'), ('epochs', '1'), ('n_train', '300'), expect=1)
+    assert out['error'].startswith("ValueError: layers = '16,8': the last layer has 8 units, fewer than the 10 classes of corel_hard"), out['error']
+    assert 'study_cce false' in out['error'] and not (Path(out['run_dir']) / 'tracking').exists()
