@@ -81,7 +81,7 @@ reference-dreamcomp:
 	  -p lr 0.006 -p label_lr 0.1 -p seed 0
 reference-kh_readout:
 	$(CLEAR)
-	$(REF) kh_readout --no-progress -p preset study -p target_acc 0.98 -p readout_lrs 0.0003,0.001,0.003
+	$(REF) kh_readout --no-progress -p preset study -p target_acc 0.98 -p readout_lrs 0.0003,0.001,0.003 -p readout_losses softmax,power
 reference-bench_competitive:
 	$(CLEAR)
 	$(REF) bench_competitive --no-progress

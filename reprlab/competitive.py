@@ -21,8 +21,8 @@ from .report import check_finite
 from matplotlib.figure import Figure
 
 # %% auto #0
-__all__ = ['dreamcomp_step', 'dreamcomp_step_numpy', 'DreamComp', 'kh_step', 'kh_step_numpy', 'KrotovHopfield', 'win_counts',
-           'plot_label_synapses', 'PrototypeExplorer']
+__all__ = ['dreamcomp_step', 'dreamcomp_step_numpy', 'DreamComp', 'kh_step', 'kh_step_numpy', 'power_loss', 'power_loss_numpy',
+           'KrotovHopfield', 'win_counts', 'plot_label_synapses', 'PrototypeExplorer']
 
 # %% ../nbs/10_competitive.ipynb #cc0cd38d
 def dreamcomp_step(W: torch.Tensor,    # (N, D) synapses, D = L + C; updated in place
@@ -218,9 +218,28 @@ def kh_step_numpy(W, v, eps, p=3.0, k=7, delta=0.4, prec=1e-30):
     W += eps * dW / max(np.abs(dW).max(), prec)
     return order[-1]
 
+# %% ../nbs/10_competitive.ipynb #73390e6a
+def power_loss(z: torch.Tensor,   # (B, C) outputs of the linear readout, before the tanh
+               t: torch.Tensor,   # (B,) class indices
+               m: float = 6.0,    # power of the loss; the paper's m = 6
+               beta: float = 1.0, # scale inside the tanh
+              ) -> torch.Tensor:
+    "Krotov–Hopfield's power loss: mean over samples of sum over classes |tanh(beta z) - t|^m, t = +1 for the true class, -1 otherwise."
+    target = torch.full_like(z, -1.0).scatter_(1, t[:, None], 1.0)     # (B, C)
+    return (torch.tanh(beta * z) - target).abs().pow(m).sum(1).mean()
+
+def power_loss_numpy(S, b, H, t, m=6.0, beta=1.0):
+    "The same loss for the linear readout z = H S^T + b, with its gradient by hand: returns (loss, dS, db)."
+    c = np.tanh(beta * (H @ S.T + b))                                 # (B, C)
+    target = -np.ones_like(c)
+    target[np.arange(len(t)), t] = 1.0
+    d = c - target
+    dz = m * np.abs(d) ** (m - 1) * np.sign(d) * beta * (1 - c ** 2) / len(t)   # d|d|^m/dd, then tanh' = 1 - c^2, mean over B
+    return (np.abs(d) ** m).sum(1).mean(), dz.T @ H, dz.sum(0)
+
 # %% ../nbs/10_competitive.ipynb #faf32813
 class KrotovHopfield(ClassifierMixin, TransformerMixin, _Competitive):
-    "Competitive layer trained without labels by the Krotov–Hopfield rule, with a linear softmax readout on its hidden activity."
+    "Competitive layer trained without labels by the Krotov–Hopfield rule, with a linear readout (softmax or the paper's power loss) on its hidden activity."
     _lower = 'eps0'
     def __init__(self,
                  n_units: int = 2000,     # hidden units N
@@ -234,16 +253,20 @@ class KrotovHopfield(ClassifierMixin, TransformerMixin, _Competitive):
                  sigma: float = 1.0,
                  n: float = 4.5,          # power of the hidden activity relu(W x)^n
                  normalize: bool = True,  # hidden activity of unit-length inputs (each W x a cosine times |W|); training is unaffected
-                 readout_epochs: int = 60,            # passes of the softmax readout
+                 readout_epochs: int = 60,            # passes of the readout
                  readout_lr: float = 1e-3,            # its Adam learning rate, cosine-annealed to 0
                  readout_batch_size: int = 256,       # its minibatch
                  readout_weight_decay: float = 0.0,   # its Adam weight decay
                  readout_scale: str = 'unit',         # 'unit': standardise each hidden unit; 'global': divide by one overall scale
+                 readout_loss: str = 'softmax',       # 'softmax': cross-entropy; 'power': the paper's sum over classes |tanh(beta z) - t|^m
+                 readout_m: float = 6.0,              # power m of the 'power' loss (the paper's 6), at least 1
+                 readout_beta: float = 1.0,           # scale beta inside the tanh of the 'power' loss
                  seed: int = 0, device=None, progress: bool = True):
         self.n_units, self.p, self.k, self.delta, self.eps0 = n_units, p, k, delta, eps0
         self.epochs, self.batch_size, self.mu, self.sigma, self.n, self.normalize = epochs, batch_size, mu, sigma, n, normalize
         self.readout_epochs, self.readout_lr, self.readout_batch_size = readout_epochs, readout_lr, readout_batch_size
         self.readout_weight_decay, self.readout_scale = readout_weight_decay, readout_scale
+        self.readout_loss, self.readout_m, self.readout_beta = readout_loss, readout_m, readout_beta
         self.seed, self.device, self.progress = seed, device, progress
 
     def __sklearn_tags__(self):
@@ -295,10 +318,12 @@ class KrotovHopfield(ClassifierMixin, TransformerMixin, _Competitive):
         self._check_fitted(); return self._hidden(X, batch_size).cpu().numpy()
 
     def fit_readout(self, X, y):
-        "Train the linear softmax readout (the `readout_*` settings) on the standardised hidden activity; returns self."
+        "Train the linear readout (the `readout_*` settings; `readout_loss` softmax or power) on the standardised hidden activity; returns self."
         self._check_fitted()
         _positive_int(self, 'readout_epochs', 'readout_batch_size')
-        _positive_number(self, 'readout_lr')
+        _positive_number(self, 'readout_lr', 'readout_beta', 'readout_m')
+        if self.readout_loss not in ('softmax', 'power'): raise ValueError(f"readout_loss={self.readout_loss!r}: expected 'softmax' or 'power'")
+        if self.readout_m < 1: raise ValueError(f"readout_m={self.readout_m!r}: expected a number of at least 1 (|c - t|^m has no gradient at 0 below 1)")
         if self.readout_scale not in ('unit', 'global'): raise ValueError(f"readout_scale={self.readout_scale!r}: expected 'unit' or 'global'")
         X, y = _validate_Xy(self, self._flat(X), y, dtype=np.float32, reset=False)
         H = self._hidden(X)                                                  # (n, N)
@@ -318,7 +343,9 @@ class KrotovHopfield(ClassifierMixin, TransformerMixin, _Competitive):
             total = torch.zeros((), device=self.device_)
             for idx in torch.randperm(len(H), generator=gen).split(self.readout_batch_size):
                 idx = idx.to(self.device_)
-                loss = torch.nn.functional.cross_entropy(readout(H[idx]), t[idx])
+                z = readout(H[idx])                                          # (B, C)
+                loss = (power_loss(z, t[idx], self.readout_m, self.readout_beta) if self.readout_loss == 'power'
+                        else torch.nn.functional.cross_entropy(z, t[idx]))
                 opt.zero_grad(); loss.backward(); opt.step()
                 total += loss.detach() * len(idx)                            # summed on the device: no sync per step
             sched.step()
@@ -328,7 +355,7 @@ class KrotovHopfield(ClassifierMixin, TransformerMixin, _Competitive):
 
     @torch.no_grad()
     def predict(self, X) -> np.ndarray:
-        "Class from the linear readout."
+        "Class from the linear readout (the largest output: tanh keeps the order, so both losses predict alike)."
         if not hasattr(self, 'readout_'):
             raise NotFittedError(f"this {type(self).__name__} has no readout yet; call fit(X, y), or fit_readout(X, y) after fit(X)")
         H = (self._hidden(X) - self.h_shift_) / self.h_scale_

@@ -101,6 +101,7 @@ def test_presets_hold_the_study_values_and_every_number_has_a_constraint():
                       seeds=3, target_acc=0.923)
     assert (kh['dataset'], kh['n_units'], kh['p'], kh['k'], kh['delta'], kh['n']) == ('mnist', 2000, 3.0, 7, 0.4, 4.5)
     assert (kh['eps0'], kh['batch_size'], kh['normalize']) == (0.02, 100, True)
+    assert (kh['readout_losses'], kh['readout_m']) == ('softmax,power', 6.0)      # the paper's readout is one candidate
     for name in ('dreamcomp', 'kh_readout', 'bench_competitive', 'bench_probes'):
         for q in notebook_params(EXPERIMENTS / f'{name}.ipynb').values():
             assert q.type not in ('int', 'float') or q.constraint, (name, q.name)
@@ -108,10 +109,27 @@ def test_presets_hold_the_study_values_and_every_number_has_a_constraint():
 
 def test_kh_readout_experiment_runs(lab):
     out = _run('kh_readout', ('n_units', '60'), ('epochs', '5'), ('n_train', '600'), ('readout_epochs', '10'),
-               ('readout_lrs', '0.003,0.01'), ('readout_scales', 'unit'))
+               ('readout_lrs', '0.003,0.01'), ('readout_scales', 'unit'), ('readout_losses', 'softmax,power'))
     m = out['metrics']
     assert 0.5 < m['test_acc'] <= 1 and 0.5 < m['val_acc'] <= 1 and m['seconds_per_epoch'] > 0 and 0 < m['raw_logistic_test_acc'] <= 1
     assert m['chosen_readout_lr'] in (0.003, 0.01) and m['chosen_global_scale'] is False
+    # the readout loss is chosen on validation with the learning rate: the winner is the loss with the best validation accuracy
+    assert 0.5 < m['val_acc_power'] <= 1 and 0.5 < m['val_acc_softmax'] <= 1, m
+    assert m['val_acc'] == max(m['val_acc_softmax'], m['val_acc_power'])
+    assert m['chosen_power_loss'] is (m['val_acc_power'] > m['val_acc_softmax'])
+    dialog = (Path(out['run_dir']) / 'dialog.md').read_text()
+    winner = "paper's power-loss" if m['chosen_power_loss'] else 'softmax (cross-entropy)'
+    assert f"chose the **{winner}" in dialog and f"**{m['test_acc']:.2%}** test accuracy" in dialog and 'The paper reports 98.54%' in dialog
+
+
+def test_kh_readout_power_readout_alone_and_an_unknown_loss_refused(lab):
+    r = reprlab('run', 'kh_readout', '-p', 'readout_losses', 'softmax,hinge', '--json')
+    assert r.returncode == 2 and 'readout_losses' in r.stderr and 'hinge' in r.stderr and not (lab / 'reports' / 'kh_readout').exists()
+    out = _run('kh_readout', ('n_units', '40'), ('epochs', '2'), ('n_train', '400'), ('readout_epochs', '5'),
+               ('readout_lrs', '0.01'), ('readout_scales', 'unit'), ('readout_losses', 'power'), ('readout_beta', '0.5'))
+    m = out['metrics']
+    assert m['chosen_power_loss'] is True and 'val_acc_softmax' not in m and m['val_acc'] == m['val_acc_power'] > 0.15, m
+    assert out['params']['readout_beta'] == 0.5 and 'beta = 0.5' in (Path(out['run_dir']) / 'dialog.md').read_text()
 
 
 @pytest.mark.parametrize('name, params, lower', [
