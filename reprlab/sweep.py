@@ -289,6 +289,12 @@ def run_sweep(spec: SweepSpec,                  # what to run
     report = sweep_summary(spec.experiment, name, store, reports_dir, metric, ascending) if summary else None
     print(f"sweep {name}: {counts['ok']} ok, {counts['failed']} failed in {time.time() - t0:.0f} s"
           + (f"; summary: {report}" if report else ''), file=out)
+    rows = store.runs(spec.experiment, sweep=name, expand=False)
+    if len(rows) and not (rows.status == 'ok').any() and (rows.status == 'failed').any():   # nothing to rank: say why at once
+        first = rows[rows.status == 'failed'].sort_values('started', kind='stable').iloc[0]
+        error = str(first['error'])
+        print(f"sweep {name}: every point failed ({len(rows)} runs); the first error, run {first['id']}: "
+              + (error if len(error) <= 500 else error[:500] + f"... ({len(error):,} characters)"), file=out)
     return SweepResult(name, spec.experiment, len(points), len(points) - len(todo), counts, report, time.time() - t0)
 
 # %% ../nbs/11_sweep.ipynb #5aa6b654

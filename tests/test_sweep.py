@@ -170,6 +170,8 @@ def test_a_sweep_whose_points_all_fail_says_so_with_the_first_error(lab_experime
     assert r.returncode == 1 and 'was not recorded' not in r.stderr + r.stdout, r.stderr + r.stdout
     rows = _rows('allfail', 'late').sort_values('started')
     assert list(rows.status) == ['failed', 'failed'] and (rows.val_acc == 0.5).all()
+    assert (f"sweep allfail: every point failed (2 runs); the first error, run {rows.id.iloc[0]}: ValueError: x = 1.0 fails after logging"
+            in r.stdout), r.stdout
     summary = lab / 'reports' / 'late' / 'sweeps' / 'allfail'
     dialog = (summary / 'dialog.md').read_text()
     assert f"**all 2 points failed** (2 failed, 0 interrupted), so nothing is ranked by val_acc. The first error, run `{rows.id.iloc[0]}`: " \
