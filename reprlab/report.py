@@ -294,10 +294,14 @@ def hope(claim: str,       # the hope, as stated in the intro
     return passed
 
 def show_hopes():
-    "The 'Hopes vs results' table; also records hopes_met and hopes_total as metrics."
+    "The 'Hopes vs results' table, and every unmet hope in words in the dialog; also records hopes_met and hopes_total as metrics."
     from IPython.display import Markdown, display
     if not _state.hopes: raise RuntimeError("no hopes were checked: call hope(claim, passed, detail) first")
     rows = [(h['hope'] + (f" ({h['detail']})" if h['detail'] else ''), _verdict(h['met'])) for h in _state.hopes]
     log_metrics(hopes_met=sum(h['met'] for h in _state.hopes), hopes_total=len(_state.hopes))
     display(Markdown(_md_table(rows, ('hope', 'result'))))
+    unmet = [h for h in _state.hopes if not h['met']]   # the dialog says in words what the table marks
+    say(f"**Hopes not met** ({len(unmet)} of {len(_state.hopes)}): " +
+        '; '.join(h['hope'] + (f" ({h['detail']})" if h['detail'] else '') for h in unmet) + '.'
+        if unmet else f"All {len(_state.hopes)} hopes are met.")
     return list(_state.hopes)
