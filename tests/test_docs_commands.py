@@ -160,10 +160,12 @@ def test_reprlab_and_papermill_commands_run(lab, tmp_path):
                    'CONFIG': iter(found['configs'])}
             argv = [next(ids[a]) if a in ids else a for a in argv]
         argv = [subs.get(a) or a for a in argv]
+        if argv[0] == 'reprlab' and len(argv) == 2 and argv[1] in ('run', 'sweep', 'compare', 'leaderboard'):
+            argv.append('--help')      # a subcommand named in passing (`reprlab run`): it exists
         if argv[0] == 'reprlab':
             argv[0] = str(BIN / 'reprlab')
             if cmd in DRY_RUN and '--dry-run' not in argv: argv.append('--dry-run')
-            elif argv[1] in ('run', 'sweep') and argv[2] == 'quickstart' and 'n_train' not in argv and '--params-file' not in argv:
+            elif argv[1] in ('run', 'sweep') and argv[2:3] == ['quickstart'] and 'n_train' not in argv and '--params-file' not in argv:
                 argv += TINY + (['-p', 'ks', '1,3'] if '--seeds' in argv else [])
         else:
             argv[0] = str(BIN / 'papermill')
