@@ -28,12 +28,20 @@ TINY = {
     'bench_competitive': dict(sizes='20x10', n_train=200),
     'bench_probes': dict(n_train=200, n_query=50, k=3, units=16, code_k=2, code_train=200, svm_compare=100),
     'bench_topo': dict(kx=4, ky=4, n_sample=50, n_batch=100, batch_size=10),
-    'centroid_clustering': dict(layers='16,10', n_train=300, batch_size=100),
+    'centroid_clustering': dict(layers='16,10', n_train=300, batch_size=100, baselines=False),   # test_centroid runs the baselines
     'dreamcomp': dict(kx=3, ky=3, n_train=200, batch_size=20, seeds=1),
     'kh_readout': dict(n_units=20, k=2, n_train=300, batch_size=20, readout_lrs='0.01', readout_scales='unit'),
     'sparse_contrastive': dict(units=16, top_k=2, compare_top_k='0,2', batch_size=64, hidden='16', width=4, knn_k=3,
                                svm_max_iter=20, val_size=100, n_train=300),
     'topo_sparse_dream': dict(kx=4, ky=4, samples_per_epoch=100, probe_train=10),
+}
+# Choices that only act together with another parameter's value, placed so that they meet: run i takes the i-th value
+# (None leaves the default; a value may repeat, to keep a costly default out of runs). actcoolr's controller choices act
+# when ActCooLR trains; FLO's u_head when the objective is flo.
+ORDER = {
+    'actcoolr': {'schedule': ['actcoolr', 'constant', 'step', 'onecycle'],
+                 'model': ['mlp', 'resnet_small', 'mlp', 'mlp']},     # the default convnet4 is run by test_temperature
+    'sparse_contrastive': {'objective': [None, 'infonce']},
 }
 # Parameters that count passes or repeats: each runs at the smallest value its constraint allows.
 EPOCH_LIKE = {'epochs', 'code_epochs', 'readout_epochs', 'repeats', 'warmup', 'every'}
@@ -59,8 +67,11 @@ def _runs(experiment):
     n_runs = max([len(v) for v in choices.values()] or [1])
     runs = [dict(base) for _ in range(n_runs)]
     for name, values in choices.items():
+        if (placed := ORDER.get(experiment, {}).get(name)) is not None:
+            assert {v for v in placed if v is not None} == set(values), f"{experiment}: ORDER[{name!r}] must hold {values}"
+            order, values = zip(*[(i, v) for i, v in enumerate(placed) if v is not None])
         # datasets from the last run backwards: the run that may be skipped for want of MNIST carries the fewest other choices
-        order = range(n_runs - 1, -1, -1) if name == 'dataset' else range(n_runs)
+        else: order = range(n_runs - 1, -1, -1) if name == 'dataset' else range(n_runs)
         for i, v in zip(order, values): runs[i][name] = v
     return runs
 
@@ -96,9 +107,11 @@ def data_dir(tmp_path_factory):
 
 @pytest.mark.parametrize('experiment, i, values', CASES, ids=[f'{e}-{i}' for e, i, _ in CASES])
 def test_every_choice_runs(lab, monkeypatch, data_dir, experiment, i, values):
-    preset = notebook_presets(EXPERIMENTS / f'{experiment}.ipynb').get(values.get('preset', 'lab'), {})
-    dataset = values.get('dataset', preset.get('dataset'))
-    if dataset == 'mnist' and not mnist_dir(): pytest.skip('needs real MNIST (REPRLAB_DATA/mnist)')
+    nb = EXPERIMENTS / f'{experiment}.ipynb'
+    preset = notebook_presets(nb).get(values.get('preset', 'lab'), {})
+    if values.get('dataset', preset.get('dataset')) == 'mnist' and not mnist_dir():
+        if 'dataset' in values: pytest.skip('needs real MNIST (REPRLAB_DATA/mnist)')
+        values = {**values, 'dataset': notebook_params(nb)['dataset'].default}   # the preset's MNIST is absent: its other values run
     monkeypatch.setenv('REPRLAB_DATA', str(data_dir))
     monkeypatch.setenv('REPRLAB_CACHE', str(lab / 'cache'))
     r = reprlab('run', experiment, *[x for k, v in values.items() for x in ('-p', k, v)], '--no-progress', '--json', timeout=600)
