@@ -192,12 +192,12 @@ def write_generated(pages: list[dict], proc: Path, site: dict):
     metric_md, index = runs.metric_pages(site['runs'], site['run_pages'], site['exp_pages'])
     generated['metrics/index'] = index
     for name, text in metric_md.items(): generated[f'metrics/{name}'] = text
-    generated['scorecard'] = scorecard_page(site['run_pages'])
+    generated['claims'] = scorecard_page(site['run_pages'])   # 'scorecard' is the library notebook's page
     generated['about'] = (DOCS/'pages'/'about.md').read_text(encoding='utf-8')
     for page, text in generated.items():
         (proc/page).parent.mkdir(parents=True, exist_ok=True)
         _write_if_changed(proc/f'{page}.md', text)
-    return [p['page'] for p in lib], ['experiments/index', 'reports/index', 'metrics/index', 'scorecard', 'about'], set(generated)
+    return [p['page'] for p in lib], ['experiments/index', 'reports/index', 'metrics/index', 'claims', 'about'], set(generated)
 
 
 def scorecard_page(run_pages: dict[str, str]) -> str:

@@ -519,9 +519,9 @@ def test_scorecard_page(site):
     "The Scorecard page: linked from the home page, one row per declared claim with its verdict, run ids linked to their pages."
     from reprlab.runner import list_experiments
     from reprlab.scorecard import VERDICTS, notebook_claims
-    page = site/'scorecard.html'
-    assert page.exists(), 'no scorecard.html'
-    assert 'scorecard.html' in (site/'index.html').read_text(encoding='utf-8'), 'the home page does not link the scorecard'
+    page = site/'claims.html'   # scorecard.html is the library notebook's page
+    assert page.exists(), 'no claims.html'
+    assert 'claims.html' in (site/'index.html').read_text(encoding='utf-8'), 'the home page does not link the scorecard'
     article = re.search(r'<article\b.*?</article>', page.read_text(encoding='utf-8'), re.S).group(0)
     claims = [c for p in list_experiments().values() for c in notebook_claims(p)]
     assert len(claims) >= 16, f'only {len(claims)} claims are declared'
@@ -530,7 +530,7 @@ def test_scorecard_page(site):
     for row in rows:
         assert any(f'<strong>{v}' in row for v in VERDICTS), f'a row without a verdict: {_text(row)[:200]}'
     for h in re.findall(r'href="([^"#]*reports/[^"#]+/report\.html)"', article):
-        assert (page.parent/unquote(h)).resolve().exists(), f'scorecard.html: bad link {h}'
+        assert (page.parent/unquote(h)).resolve().exists(), f'claims.html: bad link {h}'
 
 
 def test_template_is_not_an_untitled_experiment(site):
