@@ -26,8 +26,8 @@ from .config import (RUN_DIR_ENV, device_name, file_digest, get_device, load_set
 
 # %% auto #0
 __all__ = ['LAB_METRICS', 'run_dir', 'DivergedError', 'check_finite', 'Metric', 'parse_metrics', 'find_metric', 'primary_metric',
-           'Run', 'study_differences', 'injected_parameters', 'begin', 'log_metrics', 'save_figure', 'say', 'hope',
-           'show_hopes']
+           'Run', 'study_differences', 'preset_sentence', 'declared_hopes', 'hope_texts', 'injected_parameters',
+           'begin', 'log_metrics', 'save_figure', 'say', 'hope', 'show_hopes']
 
 # %% ../nbs/04_report.ipynb #d9575c45
 def run_dir() -> Path | None:
@@ -39,6 +39,7 @@ def run_dir() -> Path | None:
 class _State:
     metrics: dict = field(default_factory=dict)
     hopes: list = field(default_factory=list)
+    hope_texts: dict = field(default_factory=dict) # key -> sentence, from the notebook's HOPES (empty: hopes are named by their text)
     declared: dict = field(default_factory=dict)   # name or pattern -> Metric, from the notebook's METRICS
     modules: frozenset = frozenset()               # reprlab modules whose digests are recorded
 
@@ -134,6 +135,8 @@ class Run:
     seed: int
     device: torch.device
     run_dir: Path | None
+    preset_sentence: str = ''                           # what begin said of the preset and the study (empty without a study preset)
+    study_differences: list = field(default_factory=list) # (name, this run's value, the study's value)
 
 _IPYTHON_NAMES = {'In', 'Out', 'exit', 'quit', 'get_ipython'}
 
@@ -162,6 +165,46 @@ def study_differences(params: dict, study: dict) -> list[tuple]:
     "(name, this run's value, the study's value) for every study value this run does not use."
     return [(k, params.get(k), v) for k, v in study.items() if k in params and params[k] != v]
 
+def preset_sentence(preset: str,     # the preset this run used ('lab' when none)
+                    diff: list,      # `study_differences` of this run
+                    kept=(),         # explicit values kept over the preset
+                   ) -> str:
+    "The dialog's sentence on the preset: which ran, and every value that differs from the study's."
+    differs = ', '.join(f"`{k}` = {v!r} (study: {s!r})" for k, v, s in diff)
+    text = (f"Preset **{preset}**: every value the study sets has the study's value." if not diff else
+            f"Preset **{preset}**, except {differs}." if preset == 'study' else
+            f"Preset **{preset}**: it differs from the study in {differs}; its numbers are not the study's setting.")
+    return text + (f" Explicit values kept over the preset: {', '.join(f'`{k}`' for k in kept)}." if kept else '')
+
+def declared_hopes(spec,                 # the HOPES literal: key -> one sentence
+                   where: str = 'HOPES', # named in errors (the notebook)
+                  ) -> dict[str, str]:
+    "Check a HOPES declaration: a non-empty dict of identifier keys to sentences, in the order the intro states them."
+    if not isinstance(spec, dict) or not spec: raise ValueError(f"{where}: HOPES must be a non-empty dict of key -> sentence")
+    for k, v in spec.items():
+        if not (isinstance(k, str) and k.isidentifier() and isinstance(v, str) and v.strip()):
+            raise ValueError(f"{where}: hope {k!r}: expected a key (letters, digits, _) and a sentence")
+    return dict(spec)
+
+def hope_texts(spec: dict, params: dict) -> dict[str, str]:
+    "The declared hopes with this run's parameters filled in (`{target_acc:.1%}` in a hope's text)."
+    out = {}
+    for k, v in spec.items():
+        try: out[k] = v.format(**params)
+        except (KeyError, IndexError, ValueError) as e:
+            raise ValueError(f"HOPES {k!r}: {v!r}: {type(e).__name__} {e}; a hope's text may name parameters as {{name}} or {{name:.1%}}") from None
+    return out
+
+def _list_texts(ns: dict) -> dict:
+    "Plain papermill passes `-p ks 1,3` as text: a parameter annotated `list[...]` gets it as the list `reprlab run` would give."
+    from reprlab.runner import Param, coerce_value, item_type
+    out = {}
+    for k, ann in (ns.get('__annotations__') or {}).items():
+        t = ann if isinstance(ann, str) else getattr(ann, '__name__', '') if not hasattr(ann, '__args__') else \
+            f"list[{ann.__args__[0].__name__}]" if getattr(ann, '__origin__', None) is list else ''
+        if item_type(t) and isinstance(ns.get(k), str): out[k] = coerce_value(Param(k, t, None, ''), ns[k], True)
+    return out
+
 def injected_parameters(ns: dict) -> list[str]:
     "Names papermill set explicitly: the assignments of its injected cell (`# Parameters`), read back from the kernel's input history `In`."
     import ast
@@ -189,15 +232,18 @@ def begin(namespace: dict | None = None, # the notebook's `globals()`, to find t
     _state = _State()
     ns, d = namespace if namespace is not None else {}, run_dir()
     _state.declared = parse_metrics(ns['METRICS'], 'METRICS') if 'METRICS' in ns else {}
+    hopes = declared_hopes(ns['HOPES']) if 'HOPES' in ns else {}
     presets = ns.get('PRESETS') or {}
     env = read_json(d/'environment.json', {}) if d else _git_here()
     if d and (d/'params.json').exists(): params, explicit = read_json(d/'params.json'), env.get('explicit', [])
     else:   # plain papermill or JupyterLab: the same rule as `reprlab run`, with papermill's injected names as the explicit ones
         explicit = injected_parameters(ns)
+        ns.update(_list_texts(ns))
         params = apply_preset(_namespace_params(ns), presets, explicit)
         ns.update(params)                                  # the notebook's variables hold the preset's values
     kept = [k for k in explicit if k in presets.get(params.get('preset'), {})]
     notes = [f"explicit values kept over it: {', '.join(f'`{k}`' for k in kept)}"] if kept else []
+    _state.hope_texts = hope_texts(hopes, params)
     seed = seed_everything(int(params.get('seed', load_settings().seed)))
     device = get_device(params.get('device'))
     env.update(seed=seed, device=str(device), device_name=device_name(device))
@@ -209,15 +255,24 @@ def begin(namespace: dict | None = None, # the notebook's `globals()`, to find t
             ('commit', f"`{commit[:10]}`" + (' (uncommitted changes)' if env.get('dirty') else '') if commit else 'unknown'),
             ('device', env['device_name']), ('seed', seed), ('started', env.get('started', time.strftime('%Y-%m-%d %H:%M:%S')))]
     md = "**Run info**\n\n" + _md_table(rows, ('', ''))
+    diff, sentence = [], ''
     if 'study' in presets:
         diff = study_differences(params, presets['study'])
         rows = [('preset', f"**{params.get('preset', 'lab')}**" + ''.join(f"; {n}" for n in notes))]
         md += "\n\n**Preset**\n\n" + _md_table(rows, ('', ''))
         md += ("\n\n**Differs from the study**: " + ', '.join(f"`{k}` = {v!r} (study: {s!r})" for k, v, s in diff)
                if diff else "\n\n**Every parameter the study sets has the study's value.**")
+        sentence = preset_sentence(params.get('preset', 'lab'), diff, kept)
     md += "\n\n**Parameters**\n\n" + _md_table(sorted(params.items()), ('parameter', 'value'))
+    if _state.hope_texts:   # declared once (HOPES), checked at the end by hope(key, ...)
+        md += "\n\n**Hopes** (each checked against this run at the end)\n\n" + _md_table(
+            [(i, t) for i, t in enumerate(_state.hope_texts.values(), 1)], ('#', 'hope'))
+    if sentence:   # the dialog opens with it: no report passes for the study's setting when it is not
+        md += f"\n\n{sentence}"
+        if d:
+            with open(d/'dialog.md', 'a') as f: f.write(sentence + '\n\n')
     display(Markdown(md))
-    return Run(params, seed, device, d)
+    return Run(params, seed, device, d, sentence, diff)
 
 # %% ../nbs/04_report.ipynb #add95fdd
 def _to_number(name, v):
@@ -280,15 +335,20 @@ def say(text: str,            # Markdown, with the run's own numbers
 # Words, not marks: an emoji or a dingbat renders as an empty box where no font has it (headless Chromium in CI).
 def _verdict(met: bool) -> str: return 'met' if met else 'NOT met'
 
-def hope(claim: str,       # the hope, as stated in the intro
+def hope(claim: str,       # the hope's key in the notebook's HOPES (or, in a notebook without HOPES, its sentence)
          passed,           # whether this run meets it (a bool)
          detail: str = '', # the numbers behind the verdict
         ) -> bool:
-    "Check a hope from the intro against this run; the report ends with all of them (`show_hopes`)."
+    "Check a declared hope against this run; the report ends with all of them (`show_hopes`)."
     from IPython.display import Markdown, display
     if not isinstance(passed, (bool, np.bool_)): raise TypeError(f"hope {claim!r}: passed must be a bool, got {type(passed).__name__}")
+    key = None
+    if _state.hope_texts:
+        if claim not in _state.hope_texts:
+            raise KeyError(f"hope {claim!r} is not declared in HOPES; declared: {', '.join(_state.hope_texts)}")
+        key, claim = claim, _state.hope_texts[claim]
     passed = bool(passed)
-    _state.hopes.append(dict(hope=claim, met=passed, detail=detail))
+    _state.hopes.append(dict(hope=claim, met=passed, detail=detail, **({'key': key} if key else {})))
     if (d := run_dir()): write_json(d/'hopes.json', _state.hopes)
     display(Markdown(f"**{_verdict(passed)}**: {claim}" + (f" — {detail}" if detail else '')))
     return passed
@@ -298,10 +358,13 @@ def show_hopes():
     from IPython.display import Markdown, display
     if not _state.hopes: raise RuntimeError("no hopes were checked: call hope(claim, passed, detail) first")
     rows = [(h['hope'] + (f" ({h['detail']})" if h['detail'] else ''), _verdict(h['met'])) for h in _state.hopes]
+    checked = {h.get('key') for h in _state.hopes}
+    unchecked = [t for k, t in _state.hope_texts.items() if k not in checked]   # declared, but this run could not check them
     log_metrics(hopes_met=sum(h['met'] for h in _state.hopes), hopes_total=len(_state.hopes))
-    display(Markdown(_md_table(rows, ('hope', 'result'))))
+    display(Markdown(_md_table(rows + [(t, 'not checked') for t in unchecked], ('hope', 'result'))))
     unmet = [h for h in _state.hopes if not h['met']]   # the dialog says in words what the table marks
     say(f"**Hopes not met** ({len(unmet)} of {len(_state.hopes)}): " +
         '; '.join(h['hope'] + (f" ({h['detail']})" if h['detail'] else '') for h in unmet) + '.'
         if unmet else f"All {len(_state.hopes)} hopes are met.")
+    if unchecked: say(f"**Not checked in this run** ({len(unchecked)}): " + '; '.join(unchecked) + '.')
     return list(_state.hopes)

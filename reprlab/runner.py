@@ -35,8 +35,8 @@ from .config import RUN_DIR_ENV, environment, load_settings, process_alive, read
 # the store (and pandas) is imported by the functions that record runs: `reprlab list` does not need it.
 
 # %% auto #0
-__all__ = ['MAX_YAML_BYTES', 'MAX_YAML_DEPTH', 'MAX_CELL_OUTPUT', 'THREAD_ENV', 'DRY_RUN', 'ParameterError', 'Constraint',
-           'parse_constraint', 'check_constraint', 'Param', 'notebook_params', 'shown', 'coerce_value',
+__all__ = ['MAX_YAML_BYTES', 'MAX_YAML_DEPTH', 'MAX_CELL_OUTPUT', 'THREAD_ENV', 'DRY_RUN', 'item_type', 'ParameterError',
+           'Constraint', 'parse_constraint', 'check_constraint', 'Param', 'notebook_params', 'shown', 'coerce_value',
            'resolve_params', 'apply_preset', 'new_experiment_notebook', 'load_yaml', 'notebook_presets',
            'notebook_metrics', 'experiments_dir', 'experiment_path', 'describe', 'list_experiments', 'RunResult',
            'new_run_id', 'notebook_hash', 'sweep_ipc_files', 'IPCKernelManager', 'tidy_outputs', 'report_title',
@@ -46,6 +46,11 @@ __all__ = ['MAX_YAML_BYTES', 'MAX_YAML_DEPTH', 'MAX_CELL_OUTPUT', 'THREAD_ENV', 
 
 # %% ../nbs/06_runner.ipynb #86f2dcac
 _TYPES = {'int': int, 'float': float, 'str': str, 'bool': bool}
+_LISTS = {f'list[{t}]': t for t in ('int', 'float', 'str')}   # a list parameter: its values arrive as a Python list
+
+def item_type(ptype: str) -> str | None:
+    "The element type of a list parameter type ('list[int]' -> 'int'), None for a scalar type."
+    return _LISTS.get(ptype)
 
 class ParameterError(ValueError):
     "A parameter name or value that the experiment does not accept."
@@ -69,6 +74,11 @@ def parse_constraint(text: str, ptype: str, where: str) -> Constraint:
     "Parse '{a, b}' or '[clause, ...]' for a parameter of type `ptype`; `where` names the parameter in errors."
     bad = lambda why: ParameterError(f"{where}: constraint {text!r}: {why}")
     body = text[1:-1].strip()
+    if (it := item_type(ptype)):   # a list parameter: the constraint is its elements', plus 'empty ok'
+        rest = ','.join(s for s in body.split(',') if s.strip() != 'empty ok')
+        c = parse_constraint(text, it, where) if text.startswith('{') else \
+            parse_constraint(f'[{rest}]', it, where) if rest.strip() else Constraint(text)
+        return Constraint(text, c.choices, c.bounds, None, rest != body, c.inf_ok, c.pattern)
     if text.startswith('{'):
         choices = tuple(v.strip() for v in body.split(',') if v.strip())
         if not choices: raise bad('no values between the braces')
@@ -106,9 +116,12 @@ def _check_number(c: Constraint, v, kind: str) -> str | None:
     failed = [f'{_SHOWN[op]} {b:g}' for op, b in c.bounds if not _OPS[op](v, b)]
     return f"expected {' and '.join(failed)}" if failed else None
 
-def check_constraint(c: Constraint, name: str, ptype: str, value):
-    "Raise ParameterError naming the parameter, the value and the constraint when `value` breaks `c`."
+def _violation(c: Constraint, ptype: str, value) -> str | None:
+    "Why `value` breaks `c`, or None."
     why = None
+    if (it := item_type(ptype)):
+        if not value and not c.empty_ok: return "expected at least one value (a constraint with 'empty ok' allows none)"
+        return next((f"item {v!r}: {w}" for v in value if (w := _violation(c, it, v))), None)
     if c.choices is not None:
         if value not in c.choices: why = f"expected one of {', '.join(map(str, c.choices))}"
     elif ptype in ('int', 'float'): why = _check_number(c, value, ptype)
@@ -121,13 +134,17 @@ def check_constraint(c: Constraint, name: str, ptype: str, value):
             except ValueError: nums, why = [], f"expected comma-separated {'integers' if conv is int else 'numbers'}"
             for v in nums:
                 if (why := _check_number(c, v, c.items)): why = f"item {v!r}: {why}"; break
-    if why: raise ParameterError(f"parameter {name!r} = {shown(value)}: {why} (constraint {c.text})")
+    return why
+
+def check_constraint(c: Constraint, name: str, ptype: str, value):
+    "Raise ParameterError naming the parameter, the value and the constraint when `value` breaks `c`."
+    if (why := _violation(c, ptype, value)): raise ParameterError(f"parameter {name!r} = {shown(value)}: {why} (constraint {c.text})")
 
 @dataclass(frozen=True)
 class Param:
     "One parameter of an experiment notebook."
     name: str
-    type: str        # int, float, str or bool
+    type: str        # int, float, str, bool, or list[int], list[float], list[str]
     default: object
     help: str
     constraint: str = ''   # the constraint as written, e.g. '[min 1]' (empty: any value of the type)
@@ -155,7 +172,9 @@ def notebook_params(path: Path | str) -> dict[str, Param]:
         try: default = ast.literal_eval(node.value)
         except ValueError: raise ParameterError(f"{path.name}: parameter {name!r} must default to a literal, got {ast.unparse(node.value)}") from None
         ann = ann or type(default).__name__
-        if ann not in _TYPES: raise ParameterError(f"{path.name}: parameter {name!r} has type {ann!r}; supported: {', '.join(_TYPES)}")
+        if ann == 'list': raise ParameterError(f"{path.name}: parameter {name!r}: name the element type, e.g. list[int]")
+        if ann not in _TYPES and ann not in _LISTS:
+            raise ParameterError(f"{path.name}: parameter {name!r} has type {ann!r}; supported: {', '.join([*_TYPES, *_LISTS])}")
         line = cells[0].source.splitlines()[node.end_lineno - 1]
         help = line.split('#', 1)[1].strip() if '#' in line[node.end_col_offset:] else ''
         m = _TRAILING.search(help)
@@ -184,8 +203,17 @@ def coerce_value(p: Param, value,
                  from_string: bool | None, # True: a command-line string; False: typed; None: read from a file (YAML), where a string is converted as on the command line
                 ):
     "Convert (from the command line) or check (typed) one value for parameter `p`, then check its constraint."
-    t = _TYPES[p.type]
     bad = ParameterError(f"parameter {p.name!r} expects {p.type} (default {p.default!r}), got {shown(value)}")
+    if (it := item_type(p.type)):   # a list: 'a,b,c' on the command line, a list when typed; each item converted as a scalar
+        if isinstance(value, str) and from_string is not False: items, fs = [s.strip() for s in value.split(',')] if value.strip() else [], True
+        elif isinstance(value, (list, tuple)) and not from_string: items, fs = list(value), from_string
+        else: raise bad
+        one = Param(p.name, it, None, p.help)
+        try: value = [coerce_value(one, v, fs) for v in items]
+        except ParameterError: raise bad from None
+        p.check(value)
+        return value
+    t = _TYPES[p.type]
     if from_string is None: from_string = isinstance(value, str)   # YAML 1.1 reads `lr: 1e-3` as text: the declared type decides
     if from_string:
         if not isinstance(value, str): raise bad
@@ -559,7 +587,7 @@ def report_headline(run_dir: Path | str,           # the run folder: metrics.jso
     elif metrics or declared: lines.append("**Hopes**: none checked")
     text = lambda f: (rd/f).read_text(errors='replace') if (rd/f).is_file() else ''
     if (answer := ' '.join(text('answer.md').split())): pass          # the sentence marked say(..., answer=True)
-    elif (said := sentences(text('dialog.md'))):                       # else the first one stating the primary metric's value
+    elif (said := [s for s in sentences(text('dialog.md')) if not s.startswith('Preset **')]):   # else the first stating the primary metric (begin's preset sentence answers nothing)
         answer = next((s for s in said if _number(v) and states_value(s, v, m.unit)), said[0])
     if answer: lines.append(f"**Answer**: {answer}")
     return '\n'.join(f"- {l}" for l in lines) if lines else None

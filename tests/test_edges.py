@@ -60,8 +60,9 @@ def _runs(experiment):
     params = notebook_params(EXPERIMENTS / f'{experiment}.ipynb')
     choices = {}
     for p in params.values():
-        if p.type == 'str' and p.constraint.startswith('{'):
-            others = [c for c in parse_constraint(p.constraint, p.type, p.name).choices if c != p.default]
+        if p.type in ('str', 'list[str]') and p.constraint.startswith('{'):   # a list parameter: each choice it lacks, alone
+            others = [c for c in parse_constraint(p.constraint, p.type, p.name).choices
+                      if (c not in p.default if isinstance(p.default, list) else c != p.default)]
             if others: choices[p.name] = others
     base = {**TINY[experiment], **{n: m for n, p in params.items() if n in EPOCH_LIKE and (m := _minimum(p)) is not None}}
     n_runs = max([len(v) for v in choices.values()] or [1])

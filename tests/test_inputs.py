@@ -120,3 +120,25 @@ def test_workers_zero_is_refused(toy, lab, tmp_path):
     line = refused('sweep', '--config', f, '--no-progress', '--no-summary')
     assert line.startswith(f'reprlab sweep: {f}: workers 0: workers must be >= 1'), line
     assert not (lab / 'reports').exists()
+
+
+def test_list_parameters_arrive_as_lists_from_the_cli_yaml_and_plain_papermill(lab_experiments, tmp_path):
+    "`ks: list[int]`: `-p ks 2,5`, a YAML list and plain papermill's `-p ks 2,5` all give the kernel [2, 5]; a bad item gets one line."
+    new_experiment_notebook(lab_experiments / 'lists.ipynb', 'ks: list[int] = [1]  # neighbours [min 1]\nseed: int = 0  # seed [min 0]',
+                            "from reprlab.report import begin, log_metrics\nrun = begin(globals())\n"
+                            "assert isinstance(ks, list), type(ks)\nlog_metrics(k_sum=sum(ks), k_count=len(ks))",
+                            metrics={'k_sum': 'sum of ks [-, higher, primary]', 'k_count': 'items [count]'})
+    r = reprlab('run', 'lists', '-p', 'ks', '2,5', '--json', '--no-progress')
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout)
+    assert out['params']['ks'] == [2, 5] and out['metrics'] == {**out['metrics'], 'k_sum': 7, 'k_count': 2}, out
+    (f := tmp_path / 'p.yaml').write_text('ks: [3, 4, 5]\n')
+    r = reprlab('run', 'lists', '--params-file', f, '--json', '--no-progress')
+    assert r.returncode == 0 and json.loads(r.stdout)['metrics']['k_sum'] == 12, r.stderr[-2000:]
+    r = reprlab('run', 'lists', '-p', 'ks', '2,0')
+    assert r.returncode == 2 and "parameter 'ks' = [2, 0]: item 0: expected >= 1" in r.stderr, r.stderr
+    out = tmp_path / 'out.ipynb'
+    r = subprocess.run([str(BIN / 'papermill'), str(lab_experiments / 'lists.ipynb'), str(out), '-p', 'ks', '2,5'],
+                       capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert '| ks | [2, 5] |' in out.read_text().replace('\\n', '\n'), 'plain papermill: the run info shows the list'
