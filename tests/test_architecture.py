@@ -49,3 +49,27 @@ def test_the_check_finds_typed_numbers_and_spares_computed_ones():
 def test_say_types_no_numbers(path):
     bad = [f"cell {i}, {f}" for i, src in enumerate(code_cells(path)) for f in typed_numbers(src)]
     assert not bad, f"{path.name}: numbers typed into say(); take them from a variable (metric, parameter, PRESETS, CLAIMS):\n" + '\n'.join(bad)
+
+
+def _tagged(path: Path, tag: str) -> list[str]:
+    nb = json.loads(path.read_text())
+    return [''.join(c['source']) for c in nb['cells'] if tag in c.get('metadata', {}).get('tags', [])]
+
+
+@pytest.mark.parametrize('path', [p for p in EXPERIMENTS if p.stem != '_sweep_summary'], ids=lambda p: p.stem)
+def test_hopes_are_declared_once_and_checked_by_key(path):
+    "The intro's hopes and hope() come from one declaration: a `hopes` cell with HOPES; every hope() names one of its keys."
+    cells = _tagged(path, 'hopes')
+    assert len(cells) == 1, f"{path.name}: expected one cell tagged 'hopes' holding HOPES = {{key: sentence}}, found {len(cells)}"
+    hopes = ast.literal_eval(ast.parse(cells[0]).body[0].value)
+    used = set()
+    for src in code_cells(path):
+        for node in ast.walk(ast.parse(src)):
+            if isinstance(node, ast.Call) and getattr(node.func, 'id', None) == 'hope' and node.args:
+                key = node.args[0]
+                assert isinstance(key, ast.Constant) and key.value in hopes, \
+                    f"{path.name}: hope({ast.unparse(key)}, ...) must name a key of HOPES: {', '.join(hopes)}"
+                used.add(key.value)
+    assert used == set(hopes), f"{path.name}: HOPES never checked: {sorted(set(hopes) - used)}"
+    intro = ''.join(json.loads(path.read_text())['cells'][0]['source'])
+    assert not re.search(r'\*\*Hopes\*\*:?\s*\n\s*1\. ', intro), f"{path.name}: the intro lists its hopes by hand; they are the HOPES cell"
