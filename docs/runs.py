@@ -74,7 +74,7 @@ def reference_runs() -> list[dict]:
 
 def _declared_params(exp: str) -> dict:
     "The experiment's parameters (name -> reprlab.runner.Param, in the notebook's order); empty without its notebook."
-    from reprlab.runner import ParameterError, notebook_params
+    from reprlab.experiment import ParameterError, notebook_params
     nb = NBS/'experiments'/f'{exp}.ipynb'
     if not nb.exists(): return {}
     try: return notebook_params(nb)
@@ -203,7 +203,7 @@ def _md_cell(text) -> str: return ' '.join(str(text).split()).replace('|', r'\|'
 def run_page(run: dict, title: str, changes: list[str], sweep_page: str | None, exp_page: str | None) -> str:
     "The Markdown page of a run committed without its notebook: run info, parameters, metrics, hopes, dialog."
     from reprlab.analysis import declared_metrics
-    from reprlab.report import find_metric
+    from reprlab.experiment import find_metric
     up = '../'*run['page'].count('/')
     exp, env = run['experiment'], run['env']
     exp_link = f"[`{exp}`]({up}{exp_page}.ipynb)" if exp_page else f'`{exp}`'
@@ -262,8 +262,7 @@ def metric_names(runs: list[dict]) -> tuple[dict[str, list], dict[str, list]]:
     """(metric name -> experiments that declare it and whose reference runs logged it; experiment -> declared names
     that none of its reference runs logged). Patterns are expanded to the logged names they match; the lab's
     built-in counters (hopes_met, hopes_total) are on every report page and get no page."""
-    from reprlab.report import LAB_METRICS
-    from reprlab.runner import ParameterError, list_experiments, notebook_metrics
+    from reprlab.experiment import LAB_METRICS, ParameterError, list_experiments, notebook_metrics
     logged = _logged_names(runs)
     names: dict[str, list] = {}
     unlogged: dict[str, list] = {}
@@ -310,7 +309,7 @@ def _unranked_page(metric: str, store, link, why: str) -> str:
 def metric_pages(runs: list[dict], run_pages: dict[str, str], exp_pages: dict[str, str]) -> tuple[dict[str, str], str]:
     "({page name: Markdown} of the metrics, the Metrics index page), from a temporary store of the reference runs."
     from reprlab.analysis import declared_metrics, metric_page
-    from reprlab.report import find_metric
+    from reprlab.experiment import find_metric
     from reprlab.store import Store, import_runs
     names, unlogged = metric_names(runs)
     up = '../'

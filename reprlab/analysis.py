@@ -8,7 +8,6 @@ Docs: https://reprlab.github.io/reprlab/analysis.html.md"""
 from __future__ import annotations
 
 import base64
-import hashlib
 import html
 import importlib.util
 import json
@@ -20,8 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import file_digest, load_settings, read_json
+from .config import file_digest, read_json
+from .experiment import Experiment, ParameterError, experiment_path, find_metric, notebook_hash
 from .store import SEED_PARAM, Store, config_id, _keep_ints
+
+from fastcore.basics import patch   # a long class continues in cells of its own (nbdev style)
 
 # %% auto #0
 __all__ = ['with_configs', 'numeric_metrics', 'groups', 'declared_metrics', 'direction', 'primary', 'staleness', 'mark_stale',
@@ -72,6 +74,7 @@ def _one_per_seed(ok: pd.DataFrame, seed_col: str | None, cache: dict) -> tuple:
 
 _GROUP_COLUMNS = ['experiment', 'config', 'notebook', 'n', 'failed', 'seed_values', 'duplicates', 'runs']
 
+# %% ../nbs/16_analysis.ipynb #1ed97814
 def groups(df: pd.DataFrame,               # runs as `Store.runs()` returns them
            metrics: list[str] | None = None, # default: every numeric metric
           ) -> pd.DataFrame:
@@ -110,13 +113,11 @@ def groups(df: pd.DataFrame,               # runs as `Store.runs()` returns them
 # %% ../nbs/16_analysis.ipynb #29efb53b
 def declared_metrics(experiment: str) -> dict:
     "The experiment's declared metrics (empty when the notebook is gone or declares none)."
-    from reprlab.runner import ParameterError, experiment_path, notebook_metrics
-    try: return notebook_metrics(experiment_path(experiment))
+    try: return Experiment.named(experiment).metrics
     except ParameterError: return {}
 
 def direction(experiments: list[str], metric: str, better: str | None = None) -> str:
     "'higher' or 'lower' for `metric`, from the experiments' declarations (or `better`); conflicting declarations are an error."
-    from reprlab.report import find_metric
     found = {e: m.better for e in experiments if (m := find_metric(declared_metrics(e), metric)) and m.better}
     if better is not None:
         if better not in ('higher', 'lower'): raise ValueError(f"better={better!r}: expected 'higher' or 'lower'")
@@ -127,9 +128,9 @@ def direction(experiments: list[str], metric: str, better: str | None = None) ->
     return next(iter(found.values()))
 
 def primary(experiment: str):
-    "The experiment's declared primary metric (a `Metric`), or None."
-    from reprlab.report import primary_metric
-    return primary_metric(declared_metrics(experiment))
+    "The experiment's declared primary metric (a `Metric`), or None (also when the notebook is gone)."
+    try: return Experiment.named(experiment).primary
+    except ParameterError: return None
 
 # %% ../nbs/16_analysis.ipynb #546b4b67
 def _module_file(name: str) -> str | None:
@@ -139,7 +140,6 @@ def _module_file(name: str) -> str | None:
 
 def staleness(experiment: str, digests: dict | None, notebooks: dict | None = None) -> list[str]:
     "What changed since a run: 'notebook', 'library (module)', 'data (file)'; ['unknown'] when no digests were recorded."
-    from reprlab.runner import ParameterError, experiment_path, notebook_hash
     if not digests or 'notebook' not in digests: return ['unknown']
     notebooks = {} if notebooks is None else notebooks   # experiment -> current digest, shared across rows
     if experiment not in notebooks:
@@ -221,6 +221,7 @@ def resolve_items(store: Store, ids: list[str]) -> list[Item]:
                           _hopes([r['run_dir'] for r in rows]), _env(rows[0]['run_dir']), list(c['duplicates'])))
     return items
 
+# %% ../nbs/16_analysis.ipynb #589ac7cf
 def _fmt(v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)): return '-'
     if isinstance(v, float): return f'{v:.4g}'
@@ -229,6 +230,7 @@ def _fmt(v) -> str:
 @dataclass
 class Comparison:
     "Runs or configurations side by side."
+
     items: list[Item]
 
     def differing_params(self) -> dict:
@@ -236,63 +238,6 @@ class Comparison:
         names = list(dict.fromkeys(k for it in self.items for k in it.params))
         return {k: [it.params.get(k) for it in self.items] for k in names
                 if len({json.dumps(it.params.get(k), sort_keys=True, default=str) for it in self.items}) > 1}
-
-    def metric_table(self) -> pd.DataFrame:
-        "One row per metric: each item's value (mean ± std for groups), the difference from the first, and whether it exceeds the seed spread."
-        first, rows = self.items[0], []
-        names = list(dict.fromkeys(m for it in self.items for m, v in it.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)))
-        for m in names:
-            row = {'metric': m}
-            for j, it in enumerate(self.items):
-                v = it.metrics.get(m)
-                row[f'{j + 1}: {it.label}'] = _fmt(v) + (f' ± {it.std[m]:.2g}' if m in it.std else '')
-                if j and v is not None and first.metrics.get(m) is not None:
-                    d = v - first.metrics[m]
-                    row[f'{j + 1} − 1'] = f'{d:+.4g}'
-                    if it.kind == first.kind == 'config':
-                        se = math.sqrt(it.std.get(m, np.nan) ** 2 / it.n + first.std.get(m, np.nan) ** 2 / first.n)
-                        row[f'{j + 1} vs 1'] = ('n too small' if math.isnan(se) else
-                                                'beyond the seed spread' if abs(d) > 2 * se else 'within the seed spread')
-            rows.append(row)
-        return pd.DataFrame(rows).fillna('')
-
-    def hopes_table(self) -> pd.DataFrame:
-        "One row per hope: the verdict of each item."
-        names = list(dict.fromkeys(h for it in self.items for h, _ in it.hopes))
-        return pd.DataFrame([{'hope': h, **{f'{j + 1}: {it.label}': dict(it.hopes).get(h, '-') for j, it in enumerate(self.items)}}
-                             for h in names])
-
-    def env_differences(self) -> dict:
-        "name -> values, for every environment entry (commit, dirty, device, host, package versions) that differs."
-        names = list(dict.fromkeys(k for it in self.items for k in it.env))
-        return {k: [it.env.get(k) for it in self.items] for k in names if len({str(it.env.get(k)) for it in self.items}) > 1}
-
-    def figures(self) -> dict:
-        "figure name -> a PNG path per item (None where an item has no figure of that name), for names present in at least two items."
-        per = [{p.stem: p for p in sorted(Path(it.runs[0]['run_dir']).glob('figures/*.png'))} if it.runs[0].get('run_dir') else {}
-               for it in self.items]
-        names = [n for n in dict.fromkeys(n for f in per for n in f) if sum(n in f for f in per) >= 2]
-        return {n: [f.get(n) for f in per] for n in names}
-
-    def text(self) -> str:
-        "A plain-text summary (what `reprlab compare` prints)."
-        lines = []
-        for j, it in enumerate(self.items):
-            lines.append(f"{j + 1}: {it.kind} {it.label} of {it.experiment}" + (f" (n={it.n}, runs {', '.join(r['id'] for r in it.runs)})" if it.kind == 'config' else '')
-                         + (f"; left out, their seed is counted once (the newest fresh run): {', '.join(it.duplicates)}" if it.duplicates else ''))
-        diff = self.differing_params()
-        lines += ['', 'parameters that differ:' if diff else 'parameters: identical' + (' (except the seed)' if any(it.kind == 'config' for it in self.items) else '')]
-        lines += [f"  {k}: " + ' | '.join(_fmt(v) for v in vs) for k, vs in diff.items()]
-        mt = self.metric_table()
-        lines += ['', 'metrics:', mt.to_string(index=False) if len(mt) else '  (none)']
-        ht = self.hopes_table()
-        if len(ht): lines += ['', 'hopes:', ht.to_string(index=False)]
-        env = self.env_differences()
-        lines += ['', 'environment that differs:' if env else 'environment: the same commit, versions and device']
-        lines += [f"  {k}: " + ' | '.join(_fmt(v) for v in vs) for k, vs in env.items()]
-        figs = self.figures()
-        if figs: lines += ['', f"figures side by side in the HTML page: {', '.join(figs)}"]
-        return '\n'.join(lines)
 
     def html(self, path: Path | str) -> Path:
         "Write a self-contained HTML page (figures embedded, no scripts, links to the runs' reports relative to the page); returns its path."
@@ -326,6 +271,70 @@ table.t {{ border-collapse: collapse; font-size: 90%; margin: 0.5em 0; }} table.
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(page, encoding='utf-8')
         return path
+
+# %% ../nbs/16_analysis.ipynb #db30833e
+@patch
+def metric_table(self: Comparison) -> pd.DataFrame:
+    "One row per metric: each item's value (mean ± std for groups), the difference from the first, and whether it exceeds the seed spread."
+    first, rows = self.items[0], []
+    names = list(dict.fromkeys(m for it in self.items for m, v in it.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)))
+    for m in names:
+        row = {'metric': m}
+        for j, it in enumerate(self.items):
+            v = it.metrics.get(m)
+            row[f'{j + 1}: {it.label}'] = _fmt(v) + (f' ± {it.std[m]:.2g}' if m in it.std else '')
+            if j and v is not None and first.metrics.get(m) is not None:
+                d = v - first.metrics[m]
+                row[f'{j + 1} − 1'] = f'{d:+.4g}'
+                if it.kind == first.kind == 'config':
+                    se = math.sqrt(it.std.get(m, np.nan) ** 2 / it.n + first.std.get(m, np.nan) ** 2 / first.n)
+                    row[f'{j + 1} vs 1'] = ('n too small' if math.isnan(se) else
+                                            'beyond the seed spread' if abs(d) > 2 * se else 'within the seed spread')
+        rows.append(row)
+    return pd.DataFrame(rows).fillna('')
+
+@patch
+def hopes_table(self: Comparison) -> pd.DataFrame:
+    "One row per hope: the verdict of each item."
+    names = list(dict.fromkeys(h for it in self.items for h, _ in it.hopes))
+    return pd.DataFrame([{'hope': h, **{f'{j + 1}: {it.label}': dict(it.hopes).get(h, '-') for j, it in enumerate(self.items)}}
+                         for h in names])
+
+@patch
+def env_differences(self: Comparison) -> dict:
+    "name -> values, for every environment entry (commit, dirty, device, host, package versions) that differs."
+    names = list(dict.fromkeys(k for it in self.items for k in it.env))
+    return {k: [it.env.get(k) for it in self.items] for k in names if len({str(it.env.get(k)) for it in self.items}) > 1}
+
+@patch
+def figures(self: Comparison) -> dict:
+    "figure name -> a PNG path per item (None where an item has no figure of that name), for names present in at least two items."
+    per = [{p.stem: p for p in sorted(Path(it.runs[0]['run_dir']).glob('figures/*.png'))} if it.runs[0].get('run_dir') else {}
+           for it in self.items]
+    names = [n for n in dict.fromkeys(n for f in per for n in f) if sum(n in f for f in per) >= 2]
+    return {n: [f.get(n) for f in per] for n in names}
+
+# %% ../nbs/16_analysis.ipynb #02d18fd5
+@patch
+def text(self: Comparison) -> str:
+    "A plain-text summary (what `reprlab compare` prints)."
+    lines = []
+    for j, it in enumerate(self.items):
+        lines.append(f"{j + 1}: {it.kind} {it.label} of {it.experiment}" + (f" (n={it.n}, runs {', '.join(r['id'] for r in it.runs)})" if it.kind == 'config' else '')
+                     + (f"; left out, their seed is counted once (the newest fresh run): {', '.join(it.duplicates)}" if it.duplicates else ''))
+    diff = self.differing_params()
+    lines += ['', 'parameters that differ:' if diff else 'parameters: identical' + (' (except the seed)' if any(it.kind == 'config' for it in self.items) else '')]
+    lines += [f"  {k}: " + ' | '.join(_fmt(v) for v in vs) for k, vs in diff.items()]
+    mt = self.metric_table()
+    lines += ['', 'metrics:', mt.to_string(index=False) if len(mt) else '  (none)']
+    ht = self.hopes_table()
+    if len(ht): lines += ['', 'hopes:', ht.to_string(index=False)]
+    env = self.env_differences()
+    lines += ['', 'environment that differs:' if env else 'environment: the same commit, versions and device']
+    lines += [f"  {k}: " + ' | '.join(_fmt(v) for v in vs) for k, vs in env.items()]
+    figs = self.figures()
+    if figs: lines += ['', f"figures side by side in the HTML page: {', '.join(figs)}"]
+    return '\n'.join(lines)
 
 def compare(ids: list[str], store: Store | None = None) -> Comparison:
     "Compare runs and/or configurations by id."
@@ -374,7 +383,6 @@ def leaderboard(metric: str,                 # a logged metric name
 
 def metric_meanings(metric: str, experiments) -> list[str]:
     "Markdown bullets: what `metric` means in each of `experiments` (its declared description and unit)."
-    from reprlab.report import find_metric
     lines = []
     for e in dict.fromkeys(experiments):
         m = find_metric(declared_metrics(e), metric)

@@ -15,17 +15,16 @@ import sys
 import threading
 from pathlib import Path
 
-from .runner import ParameterError, ReportsError, RunInterrupted   # light: nbformat, no pandas, no torch
+from .experiment import ParameterError
+from .runner import ReportsError, RunInterrupted   # light: nbformat, no pandas, no torch
 
 # %% auto #0
 __all__ = ['COMMANDS', 'cmd_list', 'cmd_run', 'cmd_sweep', 'fit_width', 'cmd_results', 'cmd_compare', 'cmd_leaderboard',
            'cmd_scorecard', 'main']
 
-# %% ../nbs/07_cli.ipynb #95ebffd1
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='reprlab', description='A literate laboratory for representation-learning research.')
-    sub = p.add_subparsers(dest='command', required=True)
-    sub.add_parser('list', help='experiments, their parameters (with constraints), presets and declared metrics')
+# %% ../nbs/07_cli.ipynb #bfefe90a
+def _run_parser(sub):
+    "`reprlab run`'s options."
     r = sub.add_parser('run', help='run an experiment notebook into reports/EXPERIMENT/RUN_ID',
                        epilog='`reprlab list` shows every experiment with its parameters, their constraints and presets.')
     r.add_argument('experiment', help='an experiment name, as `reprlab list` shows it')
@@ -36,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument('--no-progress', action='store_true', help='no progress bar over cells')
     r.add_argument('--timeout', type=float, metavar='SECONDS', help='seconds allowed for each cell (default: settings cell_timeout; 0: no limit)')
     r.add_argument('--dry-run', action='store_true', help='check the experiment and its parameters, print them resolved, start nothing')
+
+def _sweep_parser(sub):
+    "`reprlab sweep`'s options."
     w = sub.add_parser('sweep', help='run an experiment over a grid or random sample of its parameters',
                        description='Each point is a normal run with its own report and results row, tagged with the sweep name. '
                                    'Re-running the same sweep skips the points whose runs completed with the same notebook, library and '
@@ -59,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument('--no-summary', action='store_true', help='skip the summary report')
     w.add_argument('--no-progress', action='store_true', help='no progress bar over points')
     w.add_argument('--timeout', type=float, metavar='SECONDS', help='seconds allowed for each cell of each run (default: settings cell_timeout)')
+
+# %% ../nbs/07_cli.ipynb #95ebffd1
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog='reprlab', description='A literate laboratory for representation-learning research.')
+    sub = p.add_subparsers(dest='command', required=True)
+    sub.add_parser('list', help='experiments, their parameters (with constraints), presets and declared metrics')
+    _run_parser(sub); _sweep_parser(sub)
     q = sub.add_parser('results', help='the results table: one row per run, or per configuration with --by-config')
     q.add_argument('experiment', nargs='?')
     q.add_argument('--sort', metavar='METRIC', help="sort by this column (default: the experiment's declared primary metric, best first)")
@@ -87,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
 
 # %% ../nbs/07_cli.ipynb #7c2844f2
 def _load_params_file(path: Path) -> dict:
-    from reprlab.runner import load_yaml, shown   # the loader `sweep --config` uses: no aliases, no duplicate keys, size and depth capped
+    from reprlab.experiment import load_yaml, shown   # the loader `sweep --config` uses: no aliases, no duplicate keys, size and depth capped
     data = load_yaml(path, 'parameters file')
     if data is None: return {}
     if not isinstance(data, dict): raise ParameterError(f"{path}: expected a mapping of parameter names to values, got {type(data).__name__}")
@@ -96,7 +105,7 @@ def _load_params_file(path: Path) -> dict:
     return data
 
 def cmd_list(args, out):
-    from reprlab.runner import describe, list_experiments, notebook_metrics, notebook_params, notebook_presets
+    from reprlab.experiment import describe, list_experiments, notebook_metrics, notebook_params, notebook_presets
     exps = list_experiments()
     if not exps: print('no experiments found', file=out); return 0
     for name, path in exps.items():
@@ -113,7 +122,8 @@ def cmd_list(args, out):
     return 0
 
 def cmd_run(args, out):
-    from reprlab.runner import experiment_path, notebook_params, resolve_params, run_experiment
+    from reprlab.experiment import experiment_path, notebook_params, resolve_params
+    from reprlab.runner import run_experiment
     path = experiment_path(args.experiment)
     params = notebook_params(path)
     typed = _load_params_file(args.params_file) if args.params_file else {}   # typed values; a string is converted by the declared type
@@ -138,11 +148,12 @@ def _pairs(items, flag):
     for item in items:
         name, eq, value = item.partition('=')
         if not eq or not name.strip():
-            from reprlab.runner import shown
+            from reprlab.experiment import shown
             raise ParameterError(f"{flag} {shown(item)}: expected NAME=VALUES")
         out[name.strip()] = value.strip()
     return out
 
+# %% ../nbs/07_cli.ipynb #8f7ee0bd
 def cmd_sweep(args, out):
     from reprlab.sweep import SweepSpec, load_spec, run_sweep, split_values
     spec = load_spec(args.config) if args.config else SweepSpec(experiment=args.experiment or '')
@@ -186,6 +197,7 @@ def _emit(text: str, out):
     "Write a TSV, CSV or JSON table ending in exactly one newline (a header-only TSV is one line)."
     out.write(text if text.endswith('\n') else text + '\n')
 
+# %% ../nbs/07_cli.ipynb #2d8a77fb
 def cmd_results(args, out):
     from reprlab.store import Store, format_table, results_table
     store = Store()
@@ -246,6 +258,7 @@ def cmd_compare(args, out):
 
 def _clip(text: str, n: int) -> str: return text if len(text) <= n else text[:max(n - 3, 0)] + '...'
 
+# %% ../nbs/07_cli.ipynb #1be44dd0
 def cmd_leaderboard(args, out):
     from reprlab.analysis import leaderboard
     from reprlab.store import format_table

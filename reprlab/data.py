@@ -390,8 +390,44 @@ def scale_splits(X_train: np.ndarray,   # (N, D) training split: the statistics 
 DATASETS = ('mnist', 'fashion_mnist', 'cifar10', 'cifar100', 'digits', 'corel_hard', 'synthetic_hard')
 
 _DEFAULT_VAL = {'mnist': 10000, 'fashion_mnist': 10000, 'cifar10': 5000, 'cifar100': 5000, 'digits': 270}
+
 _GENERATED = ('corel_hard', 'synthetic_hard')   # their splits come with them: no validation carved by load_dataset
 
+# %% ../nbs/01_data.ipynb #fdcb3e83
+def _generated(name: str, seed: int, scale: str, synthetic: dict) -> Dataset:
+    "A generated dataset (corel_hard, synthetic_hard): it comes with its own three splits."
+    if name == 'corel_hard':
+        Xtr, ytr, Xva, yva, Xte, yte = make_corel_hard()
+        classes, info = [f'class {i}' for i in range(COREL_HARD['n_classes'])], {'generator': 'make_corel_hard', **COREL_HARD}
+    else:
+        Xtr, ytr, Xva, yva, Xte, yte = make_synthetic_hard(seed=seed, **synthetic)
+        classes, info = [f'class {i}' for i in range(len(np.unique(ytr)))], {'generator': 'make_synthetic_hard', 'seed': seed, **synthetic}
+    Xtr, Xva, Xte = scale_splits(Xtr, Xva, Xte, scale=scale)
+    return Dataset(name, Xtr, ytr, Xva, yva, Xte, yte, classes, (Xtr.shape[1],), {**info, 'scale': scale})
+
+def _raw_splits(name, data_dir, cache_dir, download, verify, progress, labels, info: dict) -> tuple:
+    "Train and test images of a file-backed dataset as float32 in [0, 1]: (Xtr, ytr, Xte, yte, classes, image shape); notes go to `info`."
+    if name == 'digits':
+        from sklearn.datasets import load_digits
+        d = load_digits()
+        X, y = (d.images / 16.0).astype(np.float32), d.target.astype(np.int64)  # (1797, 8, 8) with values 0..16
+        # the test split is fixed (seed 0) so that every run is scored on the same 360 images
+        Xtr, ytr, Xte, yte = carve_validation(X, y, 360, seed=0)
+        classes, shape = [str(i) for i in range(10)], (8, 8)
+        info['source'] = 'sklearn.datasets.load_digits'
+    elif name in ('mnist', 'fashion_mnist'):
+        Xtr, ytr, Xte, yte = load_mnist_arrays(data_dir, cache_dir, download, verify, progress, dataset=name)
+        Xtr, Xte = Xtr.astype(np.float32) / 255, Xte.astype(np.float32) / 255
+        classes = [str(i) for i in range(10)] if name == 'mnist' else FASHION_CLASSES
+        shape = (28, 28)
+    else:
+        Xtr, ytr, Xte, yte, classes = load_cifar_arrays(name, data_dir, cache_dir, download, verify, progress, labels)
+        Xtr, Xte = Xtr.astype(np.float32) / 255, Xte.astype(np.float32) / 255
+        shape = (3, 32, 32)
+        if name == 'cifar100': info['labels'] = labels
+    return Xtr, ytr, Xte, yte, classes, shape
+
+# %% ../nbs/01_data.ipynb #7cc51c45
 def load_dataset(name: str,                     # one of DATASETS
                  flat: bool = True,             # (N, D) arrays; False gives (N, H, W) or (N, C, H, W)
                  seed: int = 0,                 # seed of the validation split (and of synthetic_hard's generator; corel_hard is fixed)
@@ -416,33 +452,8 @@ def load_dataset(name: str,                     # one of DATASETS
     data_dir = Path(data_dir).expanduser() if data_dir else s.data
     cache_dir = Path(cache_dir).expanduser() if cache_dir else s.cache
     info = {'data_dir': str(data_dir)}
-    if name in _GENERATED:
-        if name == 'corel_hard':
-            Xtr, ytr, Xva, yva, Xte, yte = make_corel_hard()
-            classes, info = [f'class {i}' for i in range(COREL_HARD['n_classes'])], {'generator': 'make_corel_hard', **COREL_HARD}
-        else:
-            Xtr, ytr, Xva, yva, Xte, yte = make_synthetic_hard(seed=seed, **synthetic)
-            classes, info = [f'class {i}' for i in range(len(np.unique(ytr)))], {'generator': 'make_synthetic_hard', 'seed': seed, **synthetic}
-        Xtr, Xva, Xte = scale_splits(Xtr, Xva, Xte, scale=scale)
-        return Dataset(name, Xtr, ytr, Xva, yva, Xte, yte, classes, (Xtr.shape[1],), {**info, 'scale': scale})
-    if name == 'digits':
-        from sklearn.datasets import load_digits
-        d = load_digits()
-        X, y = (d.images / 16.0).astype(np.float32), d.target.astype(np.int64)  # (1797, 8, 8) with values 0..16
-        # the test split is fixed (seed 0) so that every run is scored on the same 360 images
-        Xtr, ytr, Xte, yte = carve_validation(X, y, 360, seed=0)
-        classes, shape = [str(i) for i in range(10)], (8, 8)
-        info['source'] = 'sklearn.datasets.load_digits'
-    elif name in ('mnist', 'fashion_mnist'):
-        Xtr, ytr, Xte, yte = load_mnist_arrays(data_dir, cache_dir, download, verify, progress, dataset=name)
-        Xtr, Xte = Xtr.astype(np.float32) / 255, Xte.astype(np.float32) / 255
-        classes = [str(i) for i in range(10)] if name == 'mnist' else FASHION_CLASSES
-        shape = (28, 28)
-    else:
-        Xtr, ytr, Xte, yte, classes = load_cifar_arrays(name, data_dir, cache_dir, download, verify, progress, labels)
-        Xtr, Xte = Xtr.astype(np.float32) / 255, Xte.astype(np.float32) / 255
-        shape = (3, 32, 32)
-        if name == 'cifar100': info['labels'] = labels
+    if name in _GENERATED: return _generated(name, seed, scale, synthetic)
+    Xtr, ytr, Xte, yte, classes, shape = _raw_splits(name, data_dir, cache_dir, download, verify, progress, labels, info)
     if val_size == 0: Xva, yva = Xtr[:0], ytr[:0]     # the whole training split, an empty validation split
     else: Xtr, ytr, Xva, yva = carve_validation(Xtr, ytr, val_size or _DEFAULT_VAL[name], seed)
     if scale != 'none':                               # per feature (pixel), fitted on the training split just carved

@@ -234,6 +234,7 @@ class LivePlot:
             display(self.figure())
         return False
 
+# %% ../nbs/03_plots.ipynb #abcb3d03
 class SliderExplorer:
     "Base of the explorers: a slider over `n` items and a figure per item (`draw(i)`, implemented by subclasses)."
     label = 'item'

@@ -7,8 +7,6 @@ Docs: https://reprlab.github.io/reprlab/report.html.md"""
 # %% ../nbs/04_report.ipynb #e294e672
 from __future__ import annotations
 
-import fnmatch
-import hashlib
 import math
 import os
 import re
@@ -23,11 +21,11 @@ import numpy as np
 
 from .config import (RUN_DIR_ENV, device_name, file_digest, get_device, load_settings, package_versions, read_json,
                             seed_everything, write_json)
+from .experiment import Param, apply_preset, coerce_value, declared_hopes, find_metric, item_type, parse_metrics
 
 # %% auto #0
-__all__ = ['LAB_METRICS', 'run_dir', 'DivergedError', 'check_finite', 'Metric', 'parse_metrics', 'find_metric', 'primary_metric',
-           'Run', 'study_differences', 'preset_sentence', 'declared_hopes', 'hope_texts', 'injected_parameters',
-           'begin', 'log_metrics', 'save_figure', 'say', 'hope', 'show_hopes']
+__all__ = ['run_dir', 'DivergedError', 'check_finite', 'Run', 'study_differences', 'preset_sentence', 'hope_texts',
+           'injected_parameters', 'begin', 'log_metrics', 'save_figure', 'say', 'hope', 'show_hopes']
 
 # %% ../nbs/04_report.ipynb #d9575c45
 def run_dir() -> Path | None:
@@ -81,52 +79,6 @@ def check_finite(epoch,                    # where training is: an epoch number 
             where = f"epoch {epoch}" if isinstance(epoch, (int, np.integer)) else str(epoch)
             raise DivergedError(f"diverged: {name} is {bad} at {where}" + (f"; lower {lower}" if lower else ''))
 
-# %% ../nbs/04_report.ipynb #106a7b17
-@dataclass(frozen=True)
-class Metric:
-    "One declared metric of an experiment."
-    name: str                  # the logged name, or a pattern with '*'
-    description: str
-    unit: str = ''
-    better: str | None = None  # 'higher', 'lower' or None (neither)
-    primary: bool = False
-
-    def matches(self, name: str) -> bool: return fnmatch.fnmatchcase(name, self.name)
-
-LAB_METRICS = {'hopes_met': 'hopes of the intro met by this run [count, higher]', 'hopes_total': 'hopes checked [count]'}
-
-def parse_metrics(spec: dict,              # name -> "description [unit, higher|lower, primary]"
-                  where: str = 'METRICS',  # named in errors (the notebook)
-                 ) -> dict[str, Metric]:
-    "Parse a METRICS declaration; exactly one metric must be primary (when any metric is declared)."
-    if not isinstance(spec, dict): raise ValueError(f"{where}: METRICS must be a dict of name -> description, got {type(spec).__name__}")
-    out = {}
-    for name, text in {**spec, **{k: v for k, v in LAB_METRICS.items() if k not in spec}}.items():
-        if not isinstance(name, str) or not re.fullmatch(r'[A-Za-z0-9_.*-]+', name) or not isinstance(text, str):
-            raise ValueError(f"{where}: metric {name!r}: expected a name (letters, digits, _ . - *) and a description string")
-        m = re.fullmatch(r'(.*?)\s*\[([^\[\]]*)\]\s*', text, re.S)
-        desc, tokens = (m.group(1), [t.strip() for t in m.group(2).split(',') if t.strip()]) if m else (text, [])
-        better = [t for t in tokens if t in ('higher', 'lower')]
-        unit = [t for t in tokens if t not in ('higher', 'lower', 'primary')]
-        if len(better) > 1 or len(unit) > 1:
-            raise ValueError(f"{where}: metric {name!r}: {text!r}; expected 'description [unit, higher|lower, primary]'")
-        out[name] = Metric(name, desc.strip(), unit[0] if unit else '', better[0] if better else None, 'primary' in tokens)
-    primary = [m.name for m in out.values() if m.primary]
-    if spec and len(primary) != 1:
-        raise ValueError(f"{where}: exactly one metric must be marked primary, found {len(primary)}: {primary}")
-    if primary and out[primary[0]].better is None:
-        raise ValueError(f"{where}: the primary metric {primary[0]!r} needs a direction (higher or lower)")
-    return out
-
-def find_metric(declared: dict[str, Metric], name: str) -> Metric | None:
-    "The declaration that covers a logged metric name (an exact name wins over a pattern)."
-    if name in declared: return declared[name]
-    return next((m for m in declared.values() if m.matches(name)), None)
-
-def primary_metric(declared: dict[str, Metric]) -> Metric | None:
-    "The primary metric of a declaration, or None when nothing is declared."
-    return next((m for m in declared.values() if m.primary), None)
-
 # %% ../nbs/04_report.ipynb #6f29601c
 @dataclass
 class Run:
@@ -176,16 +128,6 @@ def preset_sentence(preset: str,     # the preset this run used ('lab' when none
             f"Preset **{preset}**: it differs from the study in {differs}; its numbers are not the study's setting.")
     return text + (f" Explicit values kept over the preset: {', '.join(f'`{k}`' for k in kept)}." if kept else '')
 
-def declared_hopes(spec,                 # the HOPES literal: key -> one sentence
-                   where: str = 'HOPES', # named in errors (the notebook)
-                  ) -> dict[str, str]:
-    "Check a HOPES declaration: a non-empty dict of identifier keys to sentences, in the order the intro states them."
-    if not isinstance(spec, dict) or not spec: raise ValueError(f"{where}: HOPES must be a non-empty dict of key -> sentence")
-    for k, v in spec.items():
-        if not (isinstance(k, str) and k.isidentifier() and isinstance(v, str) and v.strip()):
-            raise ValueError(f"{where}: hope {k!r}: expected a key (letters, digits, _) and a sentence")
-    return dict(spec)
-
 def hope_texts(spec: dict, params: dict) -> dict[str, str]:
     "The declared hopes with this run's parameters filled in (`{target_acc:.1%}` in a hope's text)."
     out = {}
@@ -195,9 +137,9 @@ def hope_texts(spec: dict, params: dict) -> dict[str, str]:
             raise ValueError(f"HOPES {k!r}: {v!r}: {type(e).__name__} {e}; a hope's text may name parameters as {{name}} or {{name:.1%}}") from None
     return out
 
+# %% ../nbs/04_report.ipynb #4836fc95
 def _list_texts(ns: dict) -> dict:
     "Plain papermill passes `-p ks 1,3` as text: a parameter annotated `list[...]` gets it as the list `reprlab run` would give."
-    from reprlab.runner import Param, coerce_value, item_type
     out = {}
     for k, ann in (ns.get('__annotations__') or {}).items():
         t = ann if isinstance(ann, str) else getattr(ann, '__name__', '') if not hasattr(ann, '__args__') else \
@@ -223,11 +165,11 @@ def _git_here() -> dict:
     state = git_state()
     return state if state['commit'] else git_state(Path(reprlab.__file__).resolve().parent)
 
+# %% ../nbs/04_report.ipynb #352949ba
 def begin(namespace: dict | None = None, # the notebook's `globals()`, to find the parameters when not run by `reprlab run`
          ) -> Run:
     "Seed, choose the device, record the run's parameters and environment, and show the run-info block."
     from IPython.display import Markdown, display
-    from reprlab.runner import apply_preset   # the rule `reprlab run` applies (the runner imports nothing heavy)
     global _state
     _state = _State()
     ns, d = namespace if namespace is not None else {}, run_dir()
@@ -353,6 +295,7 @@ def hope(claim: str,       # the hope's key in the notebook's HOPES (or, in a no
     display(Markdown(f"**{_verdict(passed)}**: {claim}" + (f" — {detail}" if detail else '')))
     return passed
 
+# %% ../nbs/04_report.ipynb #83abde7e
 def show_hopes():
     "The 'Hopes vs results' table, and every unmet hope in words in the dialog; also records hopes_met and hopes_total as metrics."
     from IPython.display import Markdown, display

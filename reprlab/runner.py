@@ -1,4 +1,4 @@
-"""Executes an experiment notebook with papermill into `reports/EXPERIMENT/RUN_ID/`, renders its HTML report and records the run.
+"""One run's lifecycle: prepare (its row and folder), execute (papermill), record (its outcome, then its report).
 
 Docs: https://reprlab.github.io/reprlab/runner.html.md"""
 
@@ -7,12 +7,8 @@ Docs: https://reprlab.github.io/reprlab/runner.html.md"""
 # %% ../nbs/06_runner.ipynb #33062e6d
 from __future__ import annotations
 
-import ast
-import difflib
-import hashlib
-import html
+import contextvars
 import json
-import math
 import os
 import re
 import secrets
@@ -24,377 +20,17 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import sys
-
-# jsonschema (under nbformat) imports its optional IRI format checker, which compiles a grammar for about 4 s on every
-# start; reprlab validates no IRIs, so the command line and sweep workers start without it.
-sys.modules.setdefault('rfc3987_syntax', None)
-import nbformat
+import nbformat   # reprlab.experiment, imported first, keeps nbformat's slow optional checker from loading
 
 from .config import RUN_DIR_ENV, environment, load_settings, process_alive, read_json, write_json
+from .experiment import Experiment, ParameterError, notebook_hash
+from .render import MAX_CELL_OUTPUT, render_html, tidy_outputs
 # the store (and pandas) is imported by the functions that record runs: `reprlab list` does not need it.
 
 # %% auto #0
-__all__ = ['MAX_YAML_BYTES', 'MAX_YAML_DEPTH', 'MAX_CELL_OUTPUT', 'THREAD_ENV', 'DRY_RUN', 'item_type', 'ParameterError',
-           'Constraint', 'parse_constraint', 'check_constraint', 'Param', 'notebook_params', 'shown', 'coerce_value',
-           'resolve_params', 'apply_preset', 'new_experiment_notebook', 'load_yaml', 'notebook_presets',
-           'notebook_metrics', 'experiments_dir', 'experiment_path', 'describe', 'list_experiments', 'RunResult',
-           'new_run_id', 'notebook_hash', 'sweep_ipc_files', 'IPCKernelManager', 'tidy_outputs', 'report_title',
-           'spread_metric', 'sentences', 'first_sentence', 'states_value', 'report_headline', 'math_to_mathml',
-           'render_html', 'RunInterrupted', 'ReportsError', 'DryRun', 'prepare_run', 'execute_notebook', 'finish_run',
-           'execute_run', 'run_experiment']
-
-# %% ../nbs/06_runner.ipynb #86f2dcac
-_TYPES = {'int': int, 'float': float, 'str': str, 'bool': bool}
-_LISTS = {f'list[{t}]': t for t in ('int', 'float', 'str')}   # a list parameter: its values arrive as a Python list
-
-def item_type(ptype: str) -> str | None:
-    "The element type of a list parameter type ('list[int]' -> 'int'), None for a scalar type."
-    return _LISTS.get(ptype)
-
-class ParameterError(ValueError):
-    "A parameter name or value that the experiment does not accept."
-
-_OPS = {'min': lambda a, b: a >= b, '>': lambda a, b: a > b, 'max': lambda a, b: a <= b, '<': lambda a, b: a < b}
-_SHOWN = {'min': '>=', 'max': '<=', '>': '>', '<': '<'}
-_TRAILING = re.compile(r'\s*(\[[^\[\]]*\]|\{[^{}]*\})\s*$')
-
-@dataclass(frozen=True)
-class Constraint:
-    "What values a parameter accepts, parsed from the end of its help text."
-    text: str                    # as written: '[min 1]', '{lab, study}'
-    choices: tuple | None = None
-    bounds: tuple = ()           # ((op, number), ...)
-    items: str | None = None     # 'ints' or 'floats': a comma-separated list in a str parameter
-    empty_ok: bool = False
-    inf_ok: bool = False
-    pattern: str | None = None
-
-def parse_constraint(text: str, ptype: str, where: str) -> Constraint:
-    "Parse '{a, b}' or '[clause, ...]' for a parameter of type `ptype`; `where` names the parameter in errors."
-    bad = lambda why: ParameterError(f"{where}: constraint {text!r}: {why}")
-    body = text[1:-1].strip()
-    if (it := item_type(ptype)):   # a list parameter: the constraint is its elements', plus 'empty ok'
-        rest = ','.join(s for s in body.split(',') if s.strip() != 'empty ok')
-        c = parse_constraint(text, it, where) if text.startswith('{') else \
-            parse_constraint(f'[{rest}]', it, where) if rest.strip() else Constraint(text)
-        return Constraint(text, c.choices, c.bounds, None, rest != body, c.inf_ok, c.pattern)
-    if text.startswith('{'):
-        choices = tuple(v.strip() for v in body.split(',') if v.strip())
-        if not choices: raise bad('no values between the braces')
-        if ptype in ('int', 'float'):
-            try: choices = tuple(_TYPES[ptype](v) for v in choices)
-            except ValueError: raise bad(f'choices of a {ptype} parameter must be numbers') from None
-        elif ptype == 'bool': raise bad('a bool parameter takes no choices')
-        return Constraint(text, choices=choices)
-    bounds, items, empty_ok, inf_ok, pattern = [], None, False, False, None
-    if (m := re.search(r'(^|,)\s*matches\s+', body)):   # the regular expression is the rest of the block (it may hold commas)
-        body, pattern = body[:m.start()], body[m.end():].strip()
-    for clause in (c.strip() for c in body.split(',') if c.strip()):
-        if clause == 'empty ok': empty_ok = True; continue
-        if clause == 'inf ok': inf_ok = True; continue
-        if re.search(r'[<>]=', clause):   # papermill reads a line with two '=' as no parameter at all
-            raise bad(f"{clause!r}: write 'min X' for >= X and 'max X' for <= X (a second '=' on the line hides the parameter from papermill)")
-        m = re.fullmatch(r'(ints|floats)?\s*(?:(min|max|>|<)\s*(\S+))?', clause)
-        if not m or not (m.group(1) or m.group(2)): raise bad(f"cannot read {clause!r}; expected e.g. 'min 1', '> 0', 'ints min 1', 'empty ok', 'matches REGEX'")
-        if m.group(1):
-            if ptype != 'str': raise bad(f"'{m.group(1)}' describes a str parameter holding a comma-separated list")
-            items = m.group(1)
-        if m.group(2):
-            try: bounds.append((m.group(2), float(m.group(3))))
-            except ValueError: raise bad(f"{m.group(3)!r} is not a number") from None
-    if pattern is not None:
-        try: re.compile(pattern)
-        except re.error as e: raise bad(f"not a regular expression ({e})") from None
-    if bounds and ptype not in ('int', 'float') and not items: raise bad(f"bounds apply to numbers; a {ptype} parameter needs 'ints' or 'floats'")
-    return Constraint(text, None, tuple(bounds), items, empty_ok, inf_ok, pattern)
-
-def _check_number(c: Constraint, v, kind: str) -> str | None:
-    "Why number `v` breaks `c`, or None."
-    if kind in ('int', 'ints') and not -2**63 <= v < 2**63: return 'out of range for a 64-bit integer'
-    if isinstance(v, float) and (math.isnan(v) or (math.isinf(v) and not c.inf_ok)): return 'expected a finite number'
-    failed = [f'{_SHOWN[op]} {b:g}' for op, b in c.bounds if not _OPS[op](v, b)]
-    return f"expected {' and '.join(failed)}" if failed else None
-
-def _violation(c: Constraint, ptype: str, value) -> str | None:
-    "Why `value` breaks `c`, or None."
-    why = None
-    if (it := item_type(ptype)):
-        if not value and not c.empty_ok: return "expected at least one value (a constraint with 'empty ok' allows none)"
-        return next((f"item {v!r}: {w}" for v in value if (w := _violation(c, it, v))), None)
-    if c.choices is not None:
-        if value not in c.choices: why = f"expected one of {', '.join(map(str, c.choices))}"
-    elif ptype in ('int', 'float'): why = _check_number(c, value, ptype)
-    elif ptype == 'str':
-        if c.pattern is not None and not re.fullmatch(c.pattern, value): why = f"expected text matching {c.pattern}"
-        elif c.items and not (c.empty_ok and value.strip() == ''):
-            parts = [s.strip() for s in value.split(',')]
-            conv = int if c.items == 'ints' else float
-            try: nums = [conv(s) for s in parts]
-            except ValueError: nums, why = [], f"expected comma-separated {'integers' if conv is int else 'numbers'}"
-            for v in nums:
-                if (why := _check_number(c, v, c.items)): why = f"item {v!r}: {why}"; break
-    return why
-
-def check_constraint(c: Constraint, name: str, ptype: str, value):
-    "Raise ParameterError naming the parameter, the value and the constraint when `value` breaks `c`."
-    if (why := _violation(c, ptype, value)): raise ParameterError(f"parameter {name!r} = {shown(value)}: {why} (constraint {c.text})")
-
-@dataclass(frozen=True)
-class Param:
-    "One parameter of an experiment notebook."
-    name: str
-    type: str        # int, float, str, bool, or list[int], list[float], list[str]
-    default: object
-    help: str
-    constraint: str = ''   # the constraint as written, e.g. '[min 1]' (empty: any value of the type)
-
-    def check(self, value):
-        "Raise ParameterError when a value of the right type breaks the constraint."
-        if self.constraint: check_constraint(parse_constraint(self.constraint, self.type, self.name), self.name, self.type, value)
-
-def _cells(path: Path, tag: str) -> list:
-    nb = nbformat.read(path, as_version=4)
-    return [c for c in nb.cells if tag in c.get('metadata', {}).get('tags', [])]
-
-def notebook_params(path: Path | str) -> dict[str, Param]:
-    "The parameters declared in a notebook's `parameters` cell, in order (defaults checked against their constraints)."
-    path = Path(path)
-    cells = _cells(path, 'parameters')
-    if len(cells) != 1: raise ParameterError(f"{path.name}: expected exactly one cell tagged 'parameters', found {len(cells)}")
-    out = {}
-    for node in ast.parse(cells[0].source).body:
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
-            name, ann = node.target.id, ast.unparse(node.annotation)
-        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            name, ann = node.targets[0].id, None
-        else: raise ParameterError(f"{path.name}: line {node.lineno} of the parameters cell is not `name: type = value  # help`")
-        try: default = ast.literal_eval(node.value)
-        except ValueError: raise ParameterError(f"{path.name}: parameter {name!r} must default to a literal, got {ast.unparse(node.value)}") from None
-        ann = ann or type(default).__name__
-        if ann == 'list': raise ParameterError(f"{path.name}: parameter {name!r}: name the element type, e.g. list[int]")
-        if ann not in _TYPES and ann not in _LISTS:
-            raise ParameterError(f"{path.name}: parameter {name!r} has type {ann!r}; supported: {', '.join([*_TYPES, *_LISTS])}")
-        line = cells[0].source.splitlines()[node.end_lineno - 1]
-        help = line.split('#', 1)[1].strip() if '#' in line[node.end_col_offset:] else ''
-        m = _TRAILING.search(help)
-        constraint = m.group(1) if m else ''
-        p = Param(name, ann, default, help[:m.start()].strip() if m else help, constraint)
-        if constraint: parse_constraint(constraint, ann, f"{path.name}: parameter {name!r}")
-        try: p.check(default)
-        except ParameterError as e: raise ParameterError(f"{path.name}: the default breaks its own constraint: {e}") from None
-        out[name] = p
-    return out
-
-# %% ../nbs/06_runner.ipynb #8c55e51f
-_TRUE, _FALSE = {'true', 'yes', '1', 'on'}, {'false', 'no', '0', 'off'}
-
-def shown(value, limit: int = 80) -> str:
-    "`repr` of a value for an error message, cut after `limit` characters with its length named (a 120,000-character value is not echoed whole)."
-    r = repr(value)
-    if len(r) <= limit: return r
-    return f"{r[:limit]}… ({len(value) if isinstance(value, str) else len(r):,} characters)"
-
-def _describe(params: dict[str, Param]) -> str:
-    return '\n'.join(f"  {p.name}: {p.type} = {p.default!r}" + (f"  # {p.help}" if p.help else '') +
-                     (f" {p.constraint}" if p.constraint else '') for p in params.values())
-
-def coerce_value(p: Param, value,
-                 from_string: bool | None, # True: a command-line string; False: typed; None: read from a file (YAML), where a string is converted as on the command line
-                ):
-    "Convert (from the command line) or check (typed) one value for parameter `p`, then check its constraint."
-    bad = ParameterError(f"parameter {p.name!r} expects {p.type} (default {p.default!r}), got {shown(value)}")
-    if (it := item_type(p.type)):   # a list: 'a,b,c' on the command line, a list when typed; each item converted as a scalar
-        if isinstance(value, str) and from_string is not False: items, fs = [s.strip() for s in value.split(',')] if value.strip() else [], True
-        elif isinstance(value, (list, tuple)) and not from_string: items, fs = list(value), from_string
-        else: raise bad
-        one = Param(p.name, it, None, p.help)
-        try: value = [coerce_value(one, v, fs) for v in items]
-        except ParameterError: raise bad from None
-        p.check(value)
-        return value
-    t = _TYPES[p.type]
-    if from_string is None: from_string = isinstance(value, str)   # YAML 1.1 reads `lr: 1e-3` as text: the declared type decides
-    if from_string:
-        if not isinstance(value, str): raise bad
-        if t is bool:
-            if value.lower() in _TRUE: return True
-            if value.lower() in _FALSE: return False
-            raise bad
-        try: value = t(value)
-        except ValueError: raise bad from None
-    elif t is float and isinstance(value, int) and not isinstance(value, bool): value = float(value)
-    elif not isinstance(value, t) or (t is int and isinstance(value, bool)): raise bad
-    p.check(value)
-    return value
-
-def resolve_params(params: dict[str, Param],  # the notebook's parameters
-                   overrides: dict,           # values given explicitly (they win)
-                   from_string: bool | None = False, # overrides are command-line strings (None: read from a YAML file, see coerce_value)
-                   presets: dict | None = None, # the notebook's PRESETS: name -> values
-                  ) -> dict:
-    "Defaults, then the chosen preset's values, then validated overrides; unknown names are rejected with the valid ones."
-    unknown = [k for k in overrides if k not in params]
-    if unknown:
-        close = {k: difflib.get_close_matches(k, params, n=1) for k in unknown}
-        hint = ''.join(f"; did you mean {c[0]!r} for {shown(k)}?" for k, c in close.items() if c)
-        raise ParameterError(f"unknown parameter(s) {', '.join(map(shown, unknown))}{hint}\nValid parameters:\n{_describe(params)}")
-    out, given, errors = {k: p.default for k, p in params.items()}, {}, []
-    for k, v in overrides.items():
-        try: given[k] = coerce_value(params[k], v, from_string)
-        except ParameterError as e: errors.append(str(e))
-    if errors: raise ParameterError('\n'.join(errors) + f"\nValid parameters:\n{_describe(params)}")
-    return apply_preset({**out, **given}, presets, given)
-
-def apply_preset(values: dict,           # every parameter, explicit values included
-                 presets: dict | None,   # the notebook's PRESETS: name -> values
-                 explicit=(),            # names given explicitly: the preset leaves them alone
-                ) -> dict:
-    "`values` with the chosen preset's values laid over every parameter not given explicitly; `reprlab run` and `begin` (plain papermill, JupyterLab) share this rule."
-    name = values.get('preset')
-    if not presets or name in (None, 'lab'): return dict(values)
-    if name not in presets: raise ParameterError(f"preset {shown(name)}: this notebook defines {', '.join(['lab', *presets])}")
-    return {**values, **{k: v for k, v in presets[name].items() if k not in explicit}}
-
-# %% ../nbs/06_runner.ipynb #aafcb22a
-def new_experiment_notebook(path: Path | str, params_src: str, body: str, title: str = 'Test experiment',
-                            summary: str = 'A generated experiment.', presets: dict | None = None,
-                            metrics: dict | None = None) -> Path:
-    "Write a minimal experiment notebook (title, parameters cell, presets and metrics cells when given, one code cell); used in tests."
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell(f"# {title}\n\n> {summary}"),
-                nbformat.v4.new_code_cell(params_src, metadata={'tags': ['parameters']})]
-    if presets is not None: nb.cells.append(nbformat.v4.new_code_cell(f"PRESETS = {presets!r}", metadata={'tags': ['presets']}))
-    if metrics is not None: nb.cells.append(nbformat.v4.new_code_cell(f"METRICS = {metrics!r}", metadata={'tags': ['metrics']}))
-    nb.cells.append(nbformat.v4.new_code_cell(body))
-    nb.metadata['kernelspec'] = {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'}
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-    return path
-
-# %% ../nbs/06_runner.ipynb #1e778939
-MAX_YAML_BYTES, MAX_YAML_DEPTH = 1_000_000, 20
-
-class _Refused(Exception): pass
-
-def _strict_loader():
-    "A safe YAML loader (libyaml's when installed) that refuses duplicate keys, merge keys and unhashable keys."
-    import yaml
-    class StrictLoader(getattr(yaml, 'CSafeLoader', yaml.SafeLoader)):
-        def construct_mapping(self, node, deep=False):
-            seen = set()
-            for k, _ in node.value:
-                at = f"line {k.start_mark.line + 1}"
-                if k.tag == 'tag:yaml.org,2002:merge': raise _Refused(f"merge keys (<<) are not accepted ({at}); write each value out")
-                key = self.construct_object(k, deep=True)
-                try: hash(key)
-                except TypeError: raise _Refused(f"a key must be a name or a number, got a {type(key).__name__} ({at})") from None
-                if key in seen: raise _Refused(f"key {shown(key)} is given twice ({at}); give each key once")
-                seen.add(key)
-            return super().construct_mapping(node, deep)
-    return StrictLoader
-
-def load_yaml(path: Path | str,          # the file to read
-              what: str = 'YAML file',   # what the file is, for messages ('parameters file', 'sweep file')
-             ):
-    "The data of a small YAML file, or ParameterError in one line naming the file: no aliases, no duplicate keys, at most 1 MB and 20 levels."
-    import yaml
-    path = Path(path)
-    try:
-        with open(path, 'rb') as f: raw = f.read(MAX_YAML_BYTES + 1)
-    except OSError as e: raise ParameterError(f"{path}: cannot read the {what} ({e.strerror or e})") from None
-    if len(raw) > MAX_YAML_BYTES:
-        raise ParameterError(f"{path}: the {what} is larger than {MAX_YAML_BYTES:,} bytes; a {what} holds a few names and values")
-    try: text = raw.decode('utf-8')
-    except UnicodeDecodeError as e: raise ParameterError(f"{path}: the {what} is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
-    Loader = _strict_loader()
-    try:
-        depth = 0
-        for ev in yaml.parse(text, Loader=Loader):   # events first: nothing is built before aliases and depth are checked
-            at = f"line {ev.start_mark.line + 1}" if ev.start_mark else 'the file'
-            if isinstance(ev, yaml.AliasEvent) or getattr(ev, 'anchor', None):
-                raise _Refused(f"anchors and aliases (&name, *name) are not accepted ({at}); write each value out")
-            if isinstance(ev, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                depth += 1
-                if depth > MAX_YAML_DEPTH: raise _Refused(f"nested deeper than {MAX_YAML_DEPTH} levels ({at}); a {what} needs a few levels at most")
-            elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)): depth -= 1
-        return yaml.load(text, Loader=Loader)
-    except _Refused as e: raise ParameterError(f"{path}: {e}") from None
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        why = ' '.join(str(e.problem or e.context or 'cannot be read').split())
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ''
-        raise ParameterError(f"{path}: not valid YAML{at}: {why[:200]}") from None
-    except yaml.YAMLError as e: raise ParameterError(f"{path}: not valid YAML: {' '.join(str(e).split())[:200]}") from None
-
-# %% ../nbs/06_runner.ipynb #ee02fe16
-def _literal_cell(path: Path, tag: str, name: str):
-    "The literal assigned to `name` in the notebook's cell tagged `tag` (None when there is no such cell)."
-    cells = _cells(path, tag)
-    if not cells: return None
-    if len(cells) > 1: raise ParameterError(f"{path.name}: expected at most one cell tagged {tag!r}, found {len(cells)}")
-    body = ast.parse(cells[0].source).body
-    if len(body) != 1 or not isinstance(body[0], ast.Assign) or [ast.unparse(t) for t in body[0].targets] != [name]:
-        raise ParameterError(f"{path.name}: the cell tagged {tag!r} must hold exactly one assignment `{name} = {{...}}`")
-    try: return ast.literal_eval(body[0].value)
-    except ValueError: raise ParameterError(f"{path.name}: {name} must be a literal (numbers, strings, dicts)") from None
-
-def notebook_presets(path: Path | str, params: dict[str, Param] | None = None) -> dict[str, dict]:
-    "The notebook's PRESETS (name -> parameter values), each value checked against its parameter."
-    path = Path(path)
-    params = params or notebook_params(path)
-    presets = _literal_cell(path, 'presets', 'PRESETS') or {}
-    if not isinstance(presets, dict) or not all(isinstance(v, dict) for v in presets.values()):
-        raise ParameterError(f"{path.name}: PRESETS must map preset names to dicts of parameter values")
-    if presets and 'preset' not in params:
-        raise ParameterError(f"{path.name}: PRESETS needs a parameter `preset: str = \"lab\"  # ... {{lab, {', '.join(presets)}}}`")
-    for name, values in presets.items():
-        try: resolve_params(params, values)
-        except ParameterError as e: raise ParameterError(f"{path.name}: preset {name!r}: {e}") from None
-        if 'preset' in values: raise ParameterError(f"{path.name}: preset {name!r} must not set 'preset'")
-    return presets
-
-def notebook_metrics(path: Path | str) -> dict:
-    "The notebook's declared metrics (name -> `reprlab.report.Metric`); empty when it declares none."
-    from reprlab.report import parse_metrics
-    path = Path(path)
-    spec = _literal_cell(path, 'metrics', 'METRICS')
-    if spec is None: return {}
-    try: return parse_metrics(spec, path.name)
-    except ValueError as e: raise ParameterError(str(e)) from None
-
-# %% ../nbs/06_runner.ipynb #4a2fbc89
-def experiments_dir() -> Path: return load_settings().experiments
-
-_EXPERIMENT = re.compile(r'[A-Za-z0-9][A-Za-z0-9_-]{0,99}')   # a file name: at most 100 characters
-
-def experiment_path(name: str) -> Path:
-    "The notebook of experiment `name`: a plain name in the experiments folder (no paths); an unknown name suggests the closest."
-    d = experiments_dir()
-    if not isinstance(name, str) or not _EXPERIMENT.fullmatch(name):
-        raise ParameterError(f"experiment {shown(name)}: expected the name of a notebook in {d} (letters, digits, '_' and '-', "
-                             f"at most 100; no paths); see `reprlab list`")
-    p = d/f'{name}.ipynb'
-    if name.startswith('_') or not p.is_file():
-        known = list(list_experiments())
-        close = difflib.get_close_matches(name, known, n=1)
-        raise ParameterError(f"unknown experiment {shown(name)}" + (f"; did you mean {close[0]!r}?" if close else '') +
-                             f"; known: {', '.join(known) or '(none)'} (in {d})")
-    return p
-
-def describe(path: Path) -> str:
-    "The `> summary` line under a notebook's title."
-    nb = nbformat.read(path, as_version=4)
-    for c in nb.cells:
-        if c.cell_type == 'markdown':
-            for line in c.source.splitlines():
-                if line.startswith('> '): return line[2:].strip()
-    return ''
-
-def list_experiments() -> dict[str, Path]:
-    "Experiment names and notebook paths."
-    d = experiments_dir()
-    return {p.stem: p for p in sorted(d.glob('*.ipynb')) if not p.name.startswith(('_', '.'))} if d.is_dir() else {}
+__all__ = ['THREAD_ENV', 'DRY_RUN', 'RunResult', 'new_run_id', 'sweep_ipc_files', 'IPCKernelManager', 'RunInterrupted',
+           'ReportsError', 'DryRun', 'prepare_run', 'execute_notebook', 'finish_run', 'execute_run', 'record_run',
+           'run_experiment']
 
 # %% ../nbs/06_runner.ipynb #85c8b9b6
 @dataclass
@@ -415,11 +51,6 @@ class RunResult:
         return d
 
 def new_run_id() -> str: return time.strftime('%Y%m%d-%H%M%S') + '-' + secrets.token_hex(3)
-
-def notebook_hash(path: Path) -> str:
-    "SHA-256 of the notebook's cell sources (outputs and metadata ignored)."
-    nb = nbformat.read(path, as_version=4)
-    return hashlib.sha256(json.dumps([(c.cell_type, c.source) for c in nb.cells]).encode()).hexdigest()
 
 @contextmanager
 def _env(**values):
@@ -464,229 +95,7 @@ class IPCKernelManager(AsyncKernelManager):
         finally:
             if log is not subprocess.DEVNULL: log.close()   # the kernel process holds its own copy of the descriptor
 
-# %% ../nbs/06_runner.ipynb #35fbdb7b
-MAX_CELL_OUTPUT = 200_000   # characters of text output kept per cell of a recorded report
-
-def _final_state(text: str) -> str:
-    "Text as a terminal would leave it: of each line redrawn with carriage returns, the last drawing."
-    lines = [line.rstrip('\r').rsplit('\r', 1)[-1] for line in text.split('\n')]
-    return '\n'.join(lines)
-
-def _text_fields(o) -> list[tuple]:
-    "(container, key) of each text field of an output."
-    if o.get('output_type') == 'stream': return [(o, 'text')]
-    data = o.get('data', {})
-    return [(data, k) for k in ('text/plain', 'text/html', 'text/markdown') if k in data]
-
-def tidy_outputs(nb, max_chars: int = MAX_CELL_OUTPUT):
-    "Final states of progress bars, stderr shown once in a collapsed block, text output capped per cell (messages apart); returns `nb`."
-    seen = set()
-    for cell in nb.cells:
-        if cell.cell_type != 'code': continue
-        outs = []
-        for o in cell.get('outputs', []):       # merge consecutive pieces of the same stream
-            if o.get('output_type') == 'stream' and outs and outs[-1].get('output_type') == 'stream' and outs[-1].name == o.name:
-                outs[-1].text += o.text
-            else: outs.append(o)
-        kept = []
-        for o in outs:
-            if o.get('output_type') == 'stream':
-                o.text = _final_state(o.text)
-                if o.name == 'stderr':
-                    lines = [l for l in o.text.splitlines() if l.strip() and l not in seen]
-                    seen.update(lines)
-                    if not lines: continue
-                    text = '\n'.join(lines)
-                    o = nbformat.v4.new_output('display_data', metadata={'reprlab': 'stderr'}, data={
-                        'text/plain': text,
-                        'text/html': f'<details class="reprlab-stderr"><summary>messages on stderr ({len(lines)} '
-                                     f'line{"s" if len(lines) > 1 else ""})</summary><pre>{html.escape(text)}</pre></details>'})
-                elif not o.text.strip(): continue
-            kept.append(o)
-        budgets = {'stderr': max_chars, 'other': max_chars}   # messages have a budget of their own: a flood of stdout keeps them
-        for o in kept:                          # the fields of one output are alternatives (plain, HTML): counted once
-            kind = 'stderr' if o.get('metadata', {}).get('reprlab') == 'stderr' else 'other'
-            budget, size = budgets[kind], 0
-            for box, key in _text_fields(o):
-                text = box[key] if isinstance(box[key], str) else ''.join(box[key])
-                size = max(size, len(text))
-                if len(text) > budget:
-                    note = f"\n[reprlab: {len(text) - budget:,} characters of this output cut; a cell keeps at most {max_chars:,}]"
-                    box[key] = text[:budget] + (html.escape(note) if key == 'text/html' else note)
-            budgets[kind] = max(0, budget - size)
-        cell.outputs = kept
-    return nb
-
-# %% ../nbs/06_runner.ipynb #09a4f17f
-def _fmt_param(v) -> str: return f"{v:g}" if isinstance(v, float) else str(v)
-
-def report_title(experiment: str,             # the experiment's name
-                 params: dict,                # the run's parameters (params.json)
-                 defaults: dict,              # the notebook's defaults
-                 presets: dict | None = None, # the notebook's PRESETS (name -> values)
-                 max_shown: int = 6,          # parameters named before '+N more'
-                ) -> str:
-    "'experiment — preset=study, epochs=30': the preset and the parameters that differ from the defaults under that preset."
-    base = {**defaults, **(presets or {}).get(params.get('preset'), {})}
-    shown = [('preset', params['preset'])] if 'preset' in params else []
-    shown += [(k, v) for k, v in params.items() if k != 'preset' and k in base and v != base[k]]
-    if not shown: return f"{experiment} — defaults"
-    more = f", +{len(shown) - max_shown} more" if len(shown) > max_shown else ''
-    return f"{experiment} — " + ', '.join(f"{k}={_fmt_param(v)}" for k, v in shown[:max_shown]) + more
-
-def _number(v) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-def spread_metric(name: str, logged: dict) -> str | None:
-    "The logged metric holding the spread of `name`: NAME_std, std_NAME, or `std` between NAME's words (test_acc_std_actcoolr)."
-    w = name.split('_')
-    names = [f'{name}_std', f'std_{name}', *('_'.join(w[:i] + ['std'] + w[i:]) for i in range(1, len(w)))]
-    return next((n for n in names if _number(logged.get(n))), None)
-
-def sentences(text: str) -> list[str]:
-    "The sentences of Markdown text, paragraph by paragraph (a '.', '!' or '?' followed by a capital ends one)."
-    return [s for para in re.split(r'\n\s*\n', text.strip()) for s in re.split(r'(?<=[.!?])\s+(?=\**[A-Z])', ' '.join(para.split())) if s]
-
-def first_sentence(text: str) -> str:
-    "The first sentence of Markdown text."
-    return (sentences(text) or [''])[0]
-
-def states_value(sentence: str, v: float, unit: str = '') -> bool:
-    "Whether a sentence writes the number `v` (96.7%, 0.967, ...: any rounding of at least 3 characters)."
-    plain = sentence.replace('*', '').replace('\\', '')
-    forms = ({f"{v:.{d}%}" for d in range(4)} if unit == 'fraction' else
-             {f"{v:.{d}f}" for d in range(1, 5)} | {f"{v:.{d}g}" for d in range(2, 6)})
-    return any(len(f) >= 3 and re.search(rf'(?<![\d.]){re.escape(f)}(?!\d)', plain) for f in forms)
-
-def _fmt_metric(v, unit: str) -> str:
-    return f"{v:.2%}" if unit == 'fraction' else f"{v:.4g}" + (f" {unit}" if unit and unit != 'count' else '')
-
-def report_headline(run_dir: Path | str,           # the run folder: metrics.json, hopes.json, params.json, answer.md, dialog.md
-                    declared: dict | None = None,  # the experiment's declared metrics (`notebook_metrics`)
-                    error: str | None = None,      # the run's error, when it failed
-                   ) -> str | None:
-    "Markdown of a report's headline: the primary metric with its spread, hopes met and not met, the one-sentence answer."
-    from reprlab.report import primary_metric
-    rd = Path(run_dir)
-    def load(name, default):   # a missing, unreadable or malformed file counts as absent
-        try: v = read_json(rd/name, default)
-        except (OSError, ValueError): return default
-        return v if isinstance(v, type(default)) else default
-    metrics, hopes, params = load('metrics.json', {}), load('hopes.json', []), load('params.json', {})
-    lines = [f"**Run failed**: {error}"] if error else []
-    m = primary_metric(declared or {})
-    v = metrics.get(m.name) if m else None
-    if m and '*' not in m.name:
-        line = f"**{m.description[:1].upper() + m.description[1:]}** (`{m.name}`, {m.better} is better): " + (f"**{_fmt_metric(v, m.unit)}**" if _number(v) else 'not recorded')
-        seeds = params.get('seeds')
-        if _number(v) and (s := spread_metric(m.name, metrics)) and not (isinstance(seeds, int) and seeds < 2):
-            line += f" ± {_fmt_metric(metrics[s], m.unit)} (" + (f"std over {seeds} seeds" if isinstance(seeds, int) else f"`{s}`") + ')'
-        lines.append(line)
-    if hopes:
-        met = sum(isinstance(h, dict) and h.get('met') is True for h in hopes)
-        lines.append(f"**Hopes**: {met} met, {len(hopes) - met} NOT met (of {len(hopes)})")
-    elif metrics or declared: lines.append("**Hopes**: none checked")
-    text = lambda f: (rd/f).read_text(errors='replace') if (rd/f).is_file() else ''
-    if (answer := ' '.join(text('answer.md').split())): pass          # the sentence marked say(..., answer=True)
-    elif (said := [s for s in sentences(text('dialog.md')) if not s.startswith('Preset **')]):   # else the first stating the primary metric (begin's preset sentence answers nothing)
-        answer = next((s for s in said if _number(v) and states_value(s, v, m.unit)), said[0])
-    if answer: lines.append(f"**Answer**: {answer}")
-    return '\n'.join(f"- {l}" for l in lines) if lines else None
-
-def _with_headline(nb, md: str):
-    "Put a headline cell after the notebook's title and one-line summary, before its intro (the first cell is split there)."
-    cell = nbformat.v4.new_markdown_cell(md, metadata={'tags': ['reprlab-headline']})
-    first = nb.cells[0] if nb.cells else None
-    if first is None or first.cell_type != 'markdown' or not first.source.lstrip().startswith('# '):
-        nb.cells.insert(0, cell); return nb
-    paras = re.split(r'\n\s*\n', first.source.strip())
-    n = 2 if len(paras) > 1 and paras[1].lstrip().startswith('>') else 1
-    rest, att = '\n\n'.join(paras[n:]), ({'attachments': first.attachments} if first.get('attachments') else {})
-    head = nbformat.v4.new_markdown_cell('\n\n'.join(paras[:n]), **att)
-    nb.cells = [head, cell, *([nbformat.v4.new_markdown_cell(rest, **att)] if rest else []), *nb.cells[1:]]
-    return nb
-
-# %% ../nbs/06_runner.ipynb #2ecf34fc
-_TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
-{%- block html_head_js -%}{%- endblock html_head_js -%}
-{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
-{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
-{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
-{%- block extra_css -%}<style>
-details.reprlab-stderr { margin: 0.2em 0; font-size: 85%; color: #555; }
-details.reprlab-stderr pre { white-space: pre-wrap; background: #f7f7f7; padding: 0.4em; }
-.jp-RenderedImage img { max-width: 100%; height: auto; }
-.jp-OutputArea-output { overflow-x: auto; }   /* a wide table scrolls inside its box, not the page */
-code.reprlab-tex { color: #a33; }
-.celltag_reprlab-headline { border-left: 4px solid #3a6ea5; background: #f3f6fa; margin: 0.5em 0 1em; padding: 0.1em 0.8em; }
-</style>{%- endblock extra_css -%}
-{% block data_png scoped %}
-<div class="jp-RenderedImage jp-OutputArea-output {{ extra_class }}">
-<img src="data:image/png;base64,{{ output.data['image/png'] | escape_html }}"
- alt="{{ (output | get_metadata('alt', 'image/png')) or 'figure' | escape_html }}">
-</div>
-{% endblock data_png %}
-"""
-_PROTECTED = re.compile(r'(<(pre|code|script|style|textarea)\b.*?</\2>|<[^>]+>)', re.S | re.I)
-_MATH = re.compile(r'\$\$(.+?)\$\$|\\\[(.+?)\\\]|\\\((.+?)\\\)|(?<![\\$\w])\$(?!\s)([^$\n]+?)(?<![\s\\])\$(?!\w)', re.S)
-
-def _mathml(m) -> str:
-    from latex2mathml.converter import convert
-    block = m.group(1) is not None or m.group(2) is not None
-    tex = html.unescape(next(g for g in m.groups() if g is not None)).strip()
-    try: return convert(tex, display='block' if block else 'inline')
-    except Exception: return f'<code class="reprlab-tex">{html.escape(tex)}</code>'   # shown as TeX rather than lost
-
-def math_to_mathml(page: str) -> str:
-    "Replace TeX math ($...$, $$...$$, \\(...\\), \\[...\\]) in the text of an HTML page by MathML; code and tags untouched."
-    parts = _PROTECTED.split(page)
-    out, i = [], 0
-    while i < len(parts):
-        out.append(_MATH.sub(_mathml, parts[i]))       # text between tags
-        if i + 1 < len(parts): out.append(parts[i + 1])  # a tag or a protected block, as it is
-        i += 3
-    return ''.join(out)
-
-_EXTERNAL = re.compile(r'<(?:script|link)\b[^>]*(?:src|href)\s*=\s*["\']?(?:https?:)?//', re.I)
-
-def render_html(nb_path: Path, html_path: Path, with_code: bool = False,
-                headline: bool = True,  # a headline and a title from the run folder beside nb_path
-               ) -> Path:
-    "Render an executed notebook as a self-contained HTML report (figures embedded, math as MathML, code hidden unless with_code)."
-    from jinja2 import DictLoader
-    from nbconvert import HTMLExporter
-    nb = nbformat.read(nb_path, as_version=4)
-    if headline:
-        rd = Path(nb_path).parent
-        try: declared = notebook_metrics(nb_path)
-        except (ParameterError, ValueError, SyntaxError): declared = {}
-        if (md := report_headline(rd, declared, _failure(nb_path))): nb = _with_headline(nb, md)
-        try:
-            if not (rd/'params.json').is_file(): raise ValueError('not a run folder')
-            defaults = {k: p.default for k, p in notebook_params(nb_path).items()}
-            presets = notebook_presets(nb_path) if 'preset' in defaults else {}
-            env = read_json(rd/'environment.json', {})
-            experiment = env.get('experiment') or rd.parent.name
-            nb.metadata['title'] = (f"{experiment} — sweep {env['sweep']}, summary" if rd.parent.name == 'sweeps' and env.get('sweep')
-                                    else report_title(experiment, read_json(rd/'params.json', {}), defaults, presets))
-        except (ParameterError, ValueError, SyntaxError, OSError): pass   # an unreadable notebook keeps nbconvert's title
-    exporter = HTMLExporter(extra_loaders=[DictLoader({'reprlab_report.html.j2': _TEMPLATE})], template_file='reprlab_report.html.j2',
-                            exclude_input=not with_code, exclude_input_prompt=not with_code, exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nb)
-    body = math_to_mathml(body)
-    assert not _EXTERNAL.search(body), f"{html_path}: the report would load a script or stylesheet from the network"
-    html_path.write_text(body, encoding='utf-8')
-    return html_path
-
-def _failure(nb_path: Path) -> str | None:
-    "The error of the first failing cell of an executed notebook."
-    if not nb_path.exists(): return None
-    nb = nbformat.read(nb_path, as_version=4)
-    for c in nb.cells:
-        for o in c.get('outputs', []):
-            if o.get('output_type') == 'error': return f"{o.get('ename')}: {o.get('evalue')}"
-    return None
-
-# %% ../nbs/06_runner.ipynb #a2626d40
+# %% ../nbs/06_runner.ipynb #cde246b8
 THREAD_ENV = ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'NUMEXPR_NUM_THREADS', 'VECLIB_MAXIMUM_THREADS')
 
 class RunInterrupted(KeyboardInterrupt):
@@ -696,30 +105,34 @@ class RunInterrupted(KeyboardInterrupt):
 class ReportsError(OSError):
     "The reports folder cannot hold a new run."
 
-import contextvars
 DRY_RUN = contextvars.ContextVar('reprlab_dry_run', default=False)   # set by `reprlab run --dry-run` and `sweep --dry-run`
 
 class DryRun(Exception):
     "Raised, in a dry run, where a run or sweep would start: everything before it was checked. The message says what would run."
 
-def prepare_run(experiment: str, values: dict, nb_path: Path, reports_dir: Path, sweep: str | None = None,
-                root: Path | None = None, store: Store | None = None, preset_info: dict | None = None) -> dict:
-    "Add the run's `running` row to `store` (when given), then create its folder with params.json and environment.json."
-    run_id = new_run_id()
-    rdir = (Path(reports_dir)/experiment/run_id).resolve()
-    env = environment(root or load_settings().root)
-    started = time.strftime('%Y-%m-%d %H:%M:%S')
-    nb_digest = notebook_hash(nb_path)
-    row = dict(id=run_id, experiment=experiment, sweep=sweep, status='running', params=values, started=started,
+# %% ../nbs/06_runner.ipynb #034e15dd
+def prepare_run(experiment: Experiment,          # the experiment
+                values: dict,                    # every parameter's value (`Experiment.resolve`)
+                explicit=(),                     # names given explicitly: the preset left them alone
+                reports_dir: Path | None = None, # default: settings (REPRLAB_REPORTS)
+                sweep: str | None = None,        # the sweep this run belongs to
+                store: Store | None = None,      # where the row goes first (None: no row)
+               ) -> dict:
+    "Step 1: the run's `running` row (when a store is given), then its folder with params.json and environment.json."
+    s = load_settings()
+    run_id, reports_dir = new_run_id(), Path(reports_dir or s.reports)
+    rdir, env = (reports_dir/experiment.name/run_id).resolve(), environment(s.root)
+    started, nb_digest = time.strftime('%Y-%m-%d %H:%M:%S'), notebook_hash(experiment.path)
+    row = dict(id=run_id, experiment=experiment.name, sweep=sweep, status='running', params=values, started=started,
                git_commit=env['commit'], git_dirty=env['dirty'], run_dir=str(rdir), host=env['host'],
                notebook_hash=nb_digest, digests={'notebook': nb_digest})
     if store is not None: store.add(**row)   # a store fault stops here: no folder is left without a row
     try:
         rdir.mkdir(parents=True)
         write_json(rdir/'params.json', values)
-        write_json(rdir/'environment.json', {**env, 'run_id': run_id, 'experiment': experiment, 'sweep': sweep,
-                                             'started': started, 'notebook': str(nb_path), **(preset_info or {}),
-                                             'digests': {'notebook': nb_digest}})
+        write_json(rdir/'environment.json', {**env, 'run_id': run_id, 'experiment': experiment.name, 'sweep': sweep,
+                                             'started': started, 'notebook': str(experiment.path),
+                                             **experiment.run_info(values, explicit), 'digests': {'notebook': nb_digest}})
     except OSError as e:
         shutil.rmtree(rdir, ignore_errors=True)   # a half-made folder would be an orphan without its row
         if store is not None: store.delete(run_id)
@@ -727,6 +140,7 @@ def prepare_run(experiment: str, values: dict, nb_path: Path, reports_dir: Path,
                                     f"free space or permissions, or set REPRLAB_REPORTS to another folder") from None
     return row
 
+# %% ../nbs/06_runner.ipynb #814091bb
 def _cell_label(nb_path: Path, index: int | None) -> str:
     "'cell N (`first line`)' of an executed notebook, for error messages."
     try:
@@ -774,6 +188,7 @@ def _atomic_notebook_writes():
     papermill_io.register('/', AtomicWrites())   # papermill picks the first registered prefix that a path starts with
     _ATOMIC_WRITES.append(True)
 
+# %% ../nbs/06_runner.ipynb #ebffb027
 def execute_notebook(nb_path: Path | str, run_dir: Path | str, values: dict, progress: bool = False,
                      timeout: float | None = None, env: dict | None = None, threads: int | None = None) -> dict:
     "Execute a prepared run with papermill; returns status, error, metrics and duration (never raises for the notebook's failure)."
@@ -801,6 +216,7 @@ def execute_notebook(nb_path: Path | str, run_dir: Path | str, values: dict, pro
     except (OSError, ValueError): metrics = {}
     return dict(status=status, error=error, metrics=metrics, duration=time.time() - t0)
 
+# %% ../nbs/06_runner.ipynb #c4dfda48
 def finish_run(run_dir: Path | str, outcome: dict, with_code: bool = False, max_chars: int = MAX_CELL_OUTPUT) -> dict:
     "Write the optional files of a run whose outcome is known (tidy report.ipynb, report.html, environment.json); returns report and error."
     rdir, notes, report = Path(run_dir), [], None
@@ -839,6 +255,7 @@ def execute_run(nb_path: Path | str,        # the experiment notebook
     out = execute_notebook(nb_path, run_dir, values, progress, timeout, env, threads)
     return {**out, **finish_run(run_dir, out, with_code)}
 
+# %% ../nbs/06_runner.ipynb #7aab1ceb
 def _timeout(timeout: float | None) -> float | None:
     "Seconds per cell: the given value, else the settings' cell_timeout; 0 or None means no limit."
     t = load_settings().cell_timeout if timeout is None else timeout
@@ -868,6 +285,25 @@ def _folder_status(run_dir: Path) -> str | None:
     try: return read_json(Path(run_dir)/'environment.json', {}).get('status')
     except (OSError, ValueError): return None
 
+# %% ../nbs/06_runner.ipynb #5ecc0dc4
+def record_run(store: Store,          # the results store
+               row: dict,             # the run's row, as `prepare_run` made it
+               out: dict,             # the outcome: status, error, metrics, duration (`execute_notebook`)
+               fin: dict,             # the report: report, error, digests (`finish_run`)
+               recorded: bool = False, # the outcome is already in the row (only the report is left)
+              ) -> dict:
+    "Step 3: the outcome and the report into the run's row; on a full disk the report gives way to the row. Returns `fin`."
+    fields = {**({} if recorded else {k: out[k] for k in ('status', 'metrics', 'duration')}),
+              'report': fin['report'], 'error': fin['error'], **({'digests': fin['digests']} if fin.get('digests') else {})}
+    if _record(store, row, fields): return fin
+    if fin['report']:   # the report took the last of the space: it gives way to the row
+        Path(fin['report']).unlink(missing_ok=True)
+        fin = {**fin, 'report': None, 'error': '; '.join(x for x in [fin['error'], 'report not written: no space left on device '
+                                                                     '(report.html removed to make room for the results store)'] if x)}
+        fields.update(report=None, error=fin['error'])
+    _record(store, row, fields, final=True)
+    return fin
+
 def run_experiment(experiment: str,                # name of a notebook in the experiments folder
                    params: dict | None = None,     # overrides of the notebook's defaults
                    from_string: bool = False,      # params come from the command line as strings
@@ -878,31 +314,19 @@ def run_experiment(experiment: str,                # name of a notebook in the e
                    reports_dir: Path | None = None,  # default: settings (REPRLAB_REPORTS)
                    timeout: float | None = None,   # seconds allowed for each cell (default: settings' cell_timeout; 0: none)
                   ) -> RunResult:
-    "Validate parameters, execute the experiment notebook with papermill, render its report, record the run."
+    "Validate the parameters, then the lifecycle: prepare (row, folder), execute (papermill, report), record."
     from reprlab.store import Store
-    nb_path = experiment_path(experiment)
-    params_spec = notebook_params(nb_path)
-    presets = notebook_presets(nb_path, params_spec)
-    values = resolve_params(params_spec, params or {}, from_string, presets)   # nothing runs on bad input
+    exp = Experiment.named(experiment)
+    values = exp.resolve(params, from_string)   # nothing runs on bad input
     timeout = _timeout(timeout)
     if DRY_RUN.get(): raise DryRun(f"dry run: {experiment} would run with {json.dumps(values, default=str)}; nothing started")
-    s = load_settings()
-    store = store or Store(s.store)
-    info = {'preset': values.get('preset'), 'explicit': sorted(params or {})} if presets else {'explicit': sorted(params or {})}
-    row = prepare_run(experiment, values, nb_path, reports_dir or s.reports, sweep, s.root, store, info)
-    try: out = execute_notebook(nb_path, row['run_dir'], values, progress, timeout)
+    store = store or Store(load_settings().store)
+    row = prepare_run(exp, values, params or {}, reports_dir, sweep, store)
+    try: out = execute_notebook(exp.path, row['run_dir'], values, progress, timeout)
     except BaseException as e:   # e.g. a second Ctrl-C while the kernel shuts down: the row must not stay 'running'
         store.update(row['id'], status='interrupted', error=f"interrupted: {getattr(e, 'signal', type(e).__name__)}"); raise
-    recorded = _record(store, row, out)               # the outcome first: nothing optional can lose it
-    fin = finish_run(row['run_dir'], out, with_code)  # optional files: a full disk costs them a note, never the outcome
-    fields = {**({} if recorded else out), 'report': fin['report'], 'error': fin['error'], 'digests': fin['digests']}
-    done = _record(store, row, fields)
-    if not done and fin['report']:   # the report took the last of the space: it gives way to the row
-        Path(fin['report']).unlink(missing_ok=True)
-        fin = {**fin, 'report': None, 'error': '; '.join(x for x in [fin['error'], 'report not written: no space left on device '
-                                                                     '(report.html removed to make room for the results store)'] if x)}
-        fields.update(report=None, error=fin['error'])
-    if not done: _record(store, row, fields, final=True)
+    recorded = _record(store, row, out)   # the outcome first: nothing optional can lose it
+    fin = record_run(store, row, out, finish_run(row['run_dir'], out, with_code), recorded)
     if out['status'] == 'interrupted': raise RunInterrupted(out['error'].removeprefix('interrupted: '))
     return RunResult(row['id'], experiment, out['status'], Path(row['run_dir']), Path(fin['report']) if fin['report'] else None,
                      values, out['metrics'], out['duration'], fin['error'])

@@ -9,85 +9,19 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .analysis import declared_metrics, staleness
 from .config import read_json
+from .experiment import VERDICTS, Claim, find_metric, list_experiments, notebook_claims, notebook_presets, parse_claims
 
 # %% auto #0
-__all__ = ['JUDGES', 'VERDICTS', 'Claim', 'parse_claims', 'notebook_claims', 'reference_runs', 'lab_value', 'judge',
-           'score_claim', 'scorecard', 'fmt_value', 'scorecard_rows', 'scorecard_markdown', 'say_claims']
-
-# %% ../nbs/17_scorecard.ipynb #247bfb64
-JUDGES = ('close', 'at least', 'beats')
-VERDICTS = ('reproduced', 'within the seed spread', 'not reproduced', 'not comparable', 'not run')
-_REQUIRED = ('id', 'claim', 'source', 'metric', 'judge')
-_OPTIONAL = ('study', 'tolerance', 'versus', 'runs', 'setting', 'note')
-
-@dataclass(frozen=True)
-class Claim:
-    "One claim of a study, as an experiment declares it."
-    experiment: str        # the experiment that answers it
-    id: str                # a short unique name, e.g. 'dreamcomp-6400'
-    claim: str             # the claim in words
-    source: str            # the seed document (file name) and a short quote, or the paper
-    metric: str            # the lab metric that answers it
-    judge: str             # 'close', 'at least' or 'beats'
-    study: float | None = None   # the study's number, in the metric's units (None: a claim about a direction)
-    tolerance: float = 0.0       # allowed distance for 'close' and 'at least'
-    versus: str | None = None    # the other metric of a 'beats' claim
-    runs: dict = field(default_factory=dict)     # parameter values that pick the runs answering it
-    setting: dict = field(default_factory=dict)  # the study's data and model, as parameter values
-    note: str = ''               # how the claim maps onto the lab's metric
-
-def parse_claims(spec,              # the CLAIMS literal: a list of dicts
-                 experiment: str,   # the experiment declaring them
-                 where: str = 'CLAIMS',  # named in errors (the notebook)
-                ) -> list[Claim]:
-    "Checked claims: every field of the right type, judges known, ids unique."
-    if not isinstance(spec, list): raise ValueError(f"{where}: CLAIMS must be a list of dicts, got {type(spec).__name__}")
-    out, seen = [], set()
-    for i, c in enumerate(spec):
-        if not isinstance(c, dict): raise ValueError(f"{where}: claim {i}: expected a dict, got {type(c).__name__}")
-        name = c.get('id', f'#{i}')
-        missing = [k for k in _REQUIRED if k not in c]
-        unknown = sorted(set(c) - set(_REQUIRED) - set(_OPTIONAL))
-        if missing or unknown:
-            raise ValueError(f"{where}: claim {name!r}: " + '; '.join(
-                ([f"missing {', '.join(missing)}"] if missing else []) + ([f"unknown key(s) {', '.join(unknown)}"] if unknown else []))
-                + f"; expected keys {', '.join(_REQUIRED)} and optionally {', '.join(_OPTIONAL)}")
-        for k in ('id', 'claim', 'source', 'metric'):
-            if not isinstance(c[k], str) or not c[k].strip(): raise ValueError(f"{where}: claim {name!r}: {k} must be a non-empty string")
-        if name in seen: raise ValueError(f"{where}: claim id {name!r} is declared twice")
-        seen.add(name)
-        if c['judge'] not in JUDGES: raise ValueError(f"{where}: claim {name!r}: judge {c['judge']!r}; expected one of {', '.join(JUDGES)}")
-        study, tol = c.get('study'), c.get('tolerance', 0.0)
-        for k, v in (('study', study), ('tolerance', tol)):
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
-                raise ValueError(f"{where}: claim {name!r}: {k} must be a finite number, got {v!r}")
-        if tol is None or tol < 0: raise ValueError(f"{where}: claim {name!r}: tolerance must be >= 0, got {tol!r}")
-        if c['judge'] == 'beats':
-            if not isinstance(c.get('versus'), str): raise ValueError(f"{where}: claim {name!r}: judge 'beats' needs versus: the other metric's name")
-        elif study is None: raise ValueError(f"{where}: claim {name!r}: judge {c['judge']!r} needs the study's number (study)")
-        for k in ('runs', 'setting'):
-            if not isinstance(c.get(k, {}), dict): raise ValueError(f"{where}: claim {name!r}: {k} must be a dict of parameter values")
-        out.append(Claim(experiment, c['id'], c['claim'], c['source'], c['metric'], c['judge'],
-                         None if study is None else float(study), float(tol), c.get('versus'),
-                         dict(c.get('runs', {})), dict(c.get('setting', {})), c.get('note', '')))
-    return out
+__all__ = ['reference_runs', 'lab_value', 'judge', 'seed_sweeps', 'score_claim', 'scorecard', 'fmt_value', 'scorecard_rows',
+           'scorecard_markdown', 'say_claims']
 
 # %% ../nbs/17_scorecard.ipynb #2bbe156c
-def notebook_claims(path: Path | str) -> list[Claim]:
-    "The claims an experiment notebook declares in its cell tagged `claims` (empty when it has none)."
-    from reprlab.runner import ParameterError, _literal_cell
-    path = Path(path)
-    spec = _literal_cell(path, 'claims', 'CLAIMS')
-    if spec is None: return []
-    try: return parse_claims(spec, path.stem, path.name)
-    except ValueError as e: raise ParameterError(str(e)) from None
-
 def reference_runs(folder: Path | str) -> list[dict]:
     "Every run folder under `folder`: id, experiment, params, metrics, status, environment and folder (sweep summaries skipped)."
     folder = Path(folder)
@@ -158,6 +92,15 @@ def _differences(claim: Claim, params: dict, study: dict) -> list[tuple]:
 def _describe(diff: list[tuple]) -> str:
     return ', '.join(f"{k} {v!r} (study {s!r})" for k, v, s in diff)
 
+def seed_sweeps(runs: list[dict]) -> set[tuple]:
+    "(experiment, sweep) of every sweep whose points differ only in their seed: replicates of one configuration."
+    configs = {}
+    for r in runs:
+        if (s := r['env'].get('sweep')):
+            configs.setdefault((r['experiment'], s), set()).add(json.dumps({k: v for k, v in r['params'].items() if k != 'seed'},
+                                                                            sort_keys=True, default=str))
+    return {k for k, c in configs.items() if len(c) == 1}
+
 def score_claim(claim: Claim,        # the claim
                 runs: list[dict],    # reference runs, as `reference_runs` returns them
                 study: dict | None = None, # the experiment's study preset (parameter values)
@@ -170,7 +113,9 @@ def score_claim(claim: Claim,        # the claim
                judge=claim.judge if claim.judge != 'beats' else f'beats {claim.versus}', lab=None, std=None, n=0, diff=None,
                setting='', verdict='not run', runs=[], marks='', source=claim.source)
     need = [claim.metric] + ([claim.versus] if claim.versus else [])
-    ok = [r for r in runs if r['experiment'] == claim.experiment and r['status'] == 'ok' and not r['env'].get('sweep')
+    replicates = seed_sweeps(runs)
+    ok = [r for r in runs if r['experiment'] == claim.experiment and r['status'] == 'ok'
+          and (not r['env'].get('sweep') or (r['experiment'], r['env']['sweep']) in replicates)
           and all(_same(r['params'].get(k), v) for k, v in claim.runs.items()) and all(m in r['metrics'] for m in need)]
     if not ok: return row
     groups = {}
@@ -196,9 +141,6 @@ def scorecard(folder: Path | str = 'reports/reference', # the committed referenc
              ):
     "One row per declared claim (a DataFrame): the study's number, the lab's mean ± std over seeds, n, the difference, the setting, the verdict."
     import pandas as pd
-    from reprlab.analysis import declared_metrics, staleness
-    from reprlab.report import find_metric
-    from reprlab.runner import list_experiments, notebook_presets
     known = list_experiments()
     if experiments is not None:
         unknown = [e for e in experiments if e not in known]
@@ -218,8 +160,6 @@ def scorecard(folder: Path | str = 'reports/reference', # the committed referenc
 
 # %% ../nbs/17_scorecard.ipynb #665c8222
 def _unit(experiment: str, metric: str) -> str:
-    from reprlab.analysis import declared_metrics
-    from reprlab.report import find_metric
     m = find_metric(declared_metrics(experiment), metric)
     return m.unit if m else ''
 
@@ -268,7 +208,7 @@ def say_claims(claims: list,                # the notebook's CLAIMS
               ) -> list[dict]:
     "Say, for each claim this run answers, the study's number, this run's and the verdict; returns the scored rows."
     from reprlab import report
-    from reprlab.report import find_metric, say
+    from reprlab.report import say
     metrics = dict(report._state.metrics) if metrics is None else metrics
     rows = []
     for c in parse_claims(claims, 'this experiment'):

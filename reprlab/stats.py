@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from fastcore.basics import patch   # a long class continues in cells of its own (nbdev style)
+
 # %% auto #0
 __all__ = ['DECILES', 'THRESHOLDS', 'AT_MOST', 'STUDY_QUANTILES', 'BANDS', 'as_activity', 'unit_quantiles', 'sample_quantiles',
            'unit_mean_quantiles', 'sample_mean_quantiles', 'unused_units', 'quiet_units', 'dead_units',
@@ -21,9 +23,13 @@ __all__ = ['DECILES', 'THRESHOLDS', 'AT_MOST', 'STUDY_QUANTILES', 'BANDS', 'as_a
 
 # %% ../nbs/08_stats.ipynb #ae6f7eab
 DECILES = tuple(np.round(np.arange(0.1, 1.0, 0.1), 1))
+
 THRESHOLDS = (0.001, 0.01, 0.05, 0.1, 0.15)                          # the contrastive study's activity thresholds
+
 AT_MOST = (1, 2, 5, 10, 20)                                          # ... and its "used on at most m samples"
+
 STUDY_QUANTILES = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99) # ... and its quantile lists
+
 BANDS = (0.01, 0.05, 0.1, 0.15)                                      # ... and its value bands (its "sharpness")
 
 def as_activity(A) -> np.ndarray:
@@ -71,6 +77,7 @@ def dead_units(A, eps: float = 0.0) -> int:
     "Units never above eps."
     return int((as_activity(A).max(0) <= eps).sum())
 
+# %% ../nbs/08_stats.ipynb #5d2367ea
 def _sparseness(A, axis):
     m = A.shape[axis]
     mean, meansq = A.mean(axis), (A ** 2).mean(axis)
@@ -119,23 +126,41 @@ def _tcode(t: float) -> str: return str(t).split('.')[1].ljust(2, '0')[:3] if t 
 @dataclass
 class ActivityStats:
     "The statistics of one activity matrix; `summary()` reads them out, `plot()` draws them."
+
     n_samples: int
+
     n_units: int
+
     unit_q: pd.DataFrame         # deciles of each unit
+
     sample_q: pd.DataFrame       # deciles of each sample
+
     unit_mean_q: pd.Series       # the study's per-unit quantile list
+
     sample_mean_q: pd.Series     # the study's per-sample quantile list
+
     unused: pd.DataFrame         # the study's unused units: (thresholds, at most m samples)
+
     quiet: dict                  # units quiet at each threshold (90% quantile below it)
+
     dead: int
+
     active_per_sample: float
+
     population: np.ndarray
+
     lifetime: np.ndarray
+
     sharp: pd.DataFrame
+
     bands: pd.DataFrame          # the study's value bands
+
     hist: tuple
+
     unit_mean: np.ndarray
+
     eps: float = 0.0
+
     name: str = 'activity'
 
     def metrics(self, prefix: str = '') -> dict:
@@ -148,48 +173,51 @@ class ActivityStats:
                     f'{prefix}lifetime_sparseness': float(np.nanmean(self.lifetime)) if len(self.lifetime) else None})
         return out
 
-    def summary(self) -> str:
-        "A readable paragraph."
-        first, last = int(self.unused.columns[0]), int(self.unused.columns[-1])
-        t01 = 0.01 if 0.01 in self.unused.index else self.unused.index[0]
-        unused = ', '.join(f'{int(v)} at {t:g}' for t, v in self.unused[first].items())
-        q = self.unit_mean_q
-        med = self.unit_q['q50'].median() if 'q50' in self.unit_q else float('nan')
-        return (f"{self.name}: {self.n_samples} samples x {self.n_units} units. {self.dead} dead unit{'s' * (self.dead != 1)} (never above {self.eps:g}); "
-                f"unused units (the study's count: above the threshold on at most {first} sample{'s' * (first != 1)}): {unused}; "
-                f"above {t01:g} on at most {last} samples: {int(self.unused.loc[t01].iloc[-1])}. Units' mean activities range over {q.iloc[0]:.3g} ({q.index[0]}) .. {q.iloc[len(q) // 2]:.3g} "
-                f"({q.index[len(q) // 2]}) .. {q.iloc[-1]:.3g} ({q.index[-1]}). On average {self.active_per_sample:.1f} units "
-                f"({self.active_per_sample / self.n_units:.1%}) are active per sample; {self.quiet.get(t01, 0)} units are quiet at {t01:g} "
-                f"(above it on fewer than 10% of the samples). Population sparseness {np.nanmean(self.population):.3f}, "
-                f"lifetime sparseness {np.nanmean(self.lifetime):.3f} (0 = dense, 1 = one active). The median unit's median activity is "
-                f"{med:.3g}; per unit, {self.sharp['low'].mean():.0%} of samples are low, {self.sharp['middle'].mean():.0%} middle and "
-                f"{self.sharp['high'].mean():.0%} high relative to the unit's maximum.")
+# %% ../nbs/08_stats.ipynb #7832713b
+@patch
+def summary(self: ActivityStats) -> str:
+    "A readable paragraph."
+    first, last = int(self.unused.columns[0]), int(self.unused.columns[-1])
+    t01 = 0.01 if 0.01 in self.unused.index else self.unused.index[0]
+    unused = ', '.join(f'{int(v)} at {t:g}' for t, v in self.unused[first].items())
+    q = self.unit_mean_q
+    med = self.unit_q['q50'].median() if 'q50' in self.unit_q else float('nan')
+    return (f"{self.name}: {self.n_samples} samples x {self.n_units} units. {self.dead} dead unit{'s' * (self.dead != 1)} (never above {self.eps:g}); "
+            f"unused units (the study's count: above the threshold on at most {first} sample{'s' * (first != 1)}): {unused}; "
+            f"above {t01:g} on at most {last} samples: {int(self.unused.loc[t01].iloc[-1])}. Units' mean activities range over {q.iloc[0]:.3g} ({q.index[0]}) .. {q.iloc[len(q) // 2]:.3g} "
+            f"({q.index[len(q) // 2]}) .. {q.iloc[-1]:.3g} ({q.index[-1]}). On average {self.active_per_sample:.1f} units "
+            f"({self.active_per_sample / self.n_units:.1%}) are active per sample; {self.quiet.get(t01, 0)} units are quiet at {t01:g} "
+            f"(above it on fewer than 10% of the samples). Population sparseness {np.nanmean(self.population):.3f}, "
+            f"lifetime sparseness {np.nanmean(self.lifetime):.3f} (0 = dense, 1 = one active). The median unit's median activity is "
+            f"{med:.3g}; per unit, {self.sharp['low'].mean():.0%} of samples are low, {self.sharp['middle'].mean():.0%} middle and "
+            f"{self.sharp['high'].mean():.0%} high relative to the unit's maximum.")
 
-    def plot(self):
-        "Histogram on log bins, per-unit deciles sorted by mean, the study's unused-unit counts, and sharpness: one figure."
-        from reprlab.plots import new_figure
-        fig = new_figure((15, 3.4)); ax = fig.subplots(1, 4)
-        counts, edges, rest = self.hist
-        ax[0].stairs(counts, edges, fill=True, alpha=0.7); ax[0].set_xscale('log')
-        ax[0].set_title(f'activity > 0 ({rest} values at or below the lowest bin)', fontsize=8); ax[0].set_xlabel('activity'); ax[0].set_ylabel('count')
-        order = np.argsort(self.unit_mean)[::-1]
-        x = np.arange(self.n_units)
-        ax[1].plot(x, self.unit_mean[order], lw=1.5, label='mean')
-        ax[1].plot(x, self.unit_q['q90'].values[order], lw=1, alpha=0.7, label='90% quantile')
-        ax[1].plot(x, self.unit_q['q50'].values[order], lw=1, alpha=0.7, label='median')
-        ax[1].set_yscale('symlog', linthresh=1e-3); ax[1].set_xlabel('unit (sorted by mean activity)'); ax[1].set_title('per-unit activity', fontsize=8)
-        ax[1].legend(fontsize=7)
-        for t, row in self.unused.iterrows():
-            ax[2].plot([str(m) for m in row.index], row.values, marker='o', lw=1, label=f'above {t:g}')
-        ax[2].set_ylim(0, self.n_units); ax[2].set_xlabel('used on at most this many samples'); ax[2].set_ylabel('units')
-        ax[2].set_title("unused units (the study's count)", fontsize=8); ax[2].legend(fontsize=7)
-        s = self.sharp.sort_values('high', ascending=False)
-        xs = np.arange(len(s))
-        ax[3].stackplot(xs, s['low'], s['middle'], s['high'], labels=['low', 'middle', 'high'], alpha=0.8)
-        ax[3].set_xlabel('unit (sorted by share high)'); ax[3].set_ylabel('share of samples'); ax[3].set_ylim(0, 1)
-        ax[3].set_title('sharpness', fontsize=8); ax[3].legend(fontsize=7, loc='lower right')
-        fig.suptitle(self.name, fontsize=9)
-        return fig
+@patch
+def plot(self: ActivityStats):
+    "Histogram on log bins, per-unit deciles sorted by mean, the study's unused-unit counts, and sharpness: one figure."
+    from reprlab.plots import new_figure
+    fig = new_figure((15, 3.4)); ax = fig.subplots(1, 4)
+    counts, edges, rest = self.hist
+    ax[0].stairs(counts, edges, fill=True, alpha=0.7); ax[0].set_xscale('log')
+    ax[0].set_title(f'activity > 0 ({rest} values at or below the lowest bin)', fontsize=8); ax[0].set_xlabel('activity'); ax[0].set_ylabel('count')
+    order = np.argsort(self.unit_mean)[::-1]
+    x = np.arange(self.n_units)
+    ax[1].plot(x, self.unit_mean[order], lw=1.5, label='mean')
+    ax[1].plot(x, self.unit_q['q90'].values[order], lw=1, alpha=0.7, label='90% quantile')
+    ax[1].plot(x, self.unit_q['q50'].values[order], lw=1, alpha=0.7, label='median')
+    ax[1].set_yscale('symlog', linthresh=1e-3); ax[1].set_xlabel('unit (sorted by mean activity)'); ax[1].set_title('per-unit activity', fontsize=8)
+    ax[1].legend(fontsize=7)
+    for t, row in self.unused.iterrows():
+        ax[2].plot([str(m) for m in row.index], row.values, marker='o', lw=1, label=f'above {t:g}')
+    ax[2].set_ylim(0, self.n_units); ax[2].set_xlabel('used on at most this many samples'); ax[2].set_ylabel('units')
+    ax[2].set_title("unused units (the study's count)", fontsize=8); ax[2].legend(fontsize=7)
+    s = self.sharp.sort_values('high', ascending=False)
+    xs = np.arange(len(s))
+    ax[3].stackplot(xs, s['low'], s['middle'], s['high'], labels=['low', 'middle', 'high'], alpha=0.8)
+    ax[3].set_xlabel('unit (sorted by share high)'); ax[3].set_ylabel('share of samples'); ax[3].set_ylim(0, 1)
+    ax[3].set_title('sharpness', fontsize=8); ax[3].legend(fontsize=7, loc='lower right')
+    fig.suptitle(self.name, fontsize=9)
+    return fig
 
 def activity_stats(A,                            # (samples, units) activity, array or tensor
                    eps: float = 0.0,             # a unit counts as active on a sample when above eps

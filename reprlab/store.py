@@ -20,9 +20,11 @@ import pandas as pd
 
 from .config import load_settings, process_alive
 
+from fastcore.basics import patch   # a long class continues in cells of its own (nbdev style)
+
 # %% auto #0
 __all__ = ['STATUSES', 'SEED_PARAM', 'StoreError', 'StoreFullError', 'config_id', 'Store', 'expand_runs', 'results_table',
-           'format_table', 'import_runs', 'ResultsBrowser']
+           'format_table', 'import_runs']
 
 # %% ../nbs/05_store.ipynb #17839593
 _SCHEMA = """
@@ -85,6 +87,7 @@ def config_id(experiment: str, params: dict, notebook: str | None) -> str:
 # %% ../nbs/05_store.ipynb #defb4161
 class Store:
     "The results store: one row per run."
+
     def __init__(self, path: Path | str | None = None, # SQLite file (default: settings, REPRLAB_STORE)
                  readonly: bool | None = None):         # None: read-only when the file or its folder cannot be written
         self.path = Path(path) if path else load_settings().store
@@ -138,98 +141,104 @@ class Store:
         except sqlite3.Error as e: raise self._fail(e) from None
         finally: con.close()
 
-    def _write(self, sql, args):
-        if self.full: raise StoreFullError(str(self.full))
-        if self.readonly: raise StoreError(f"{self.path}: the results store is read-only; make it writable or set REPRLAB_STORE to another file")
-        with self._connect() as con:
-            con.execute('BEGIN IMMEDIATE')   # take the write lock up front: no upgrade deadlock between writers
-            try: con.execute(sql, args); con.execute('COMMIT')
-            except BaseException: con.execute('ROLLBACK'); raise
+# %% ../nbs/05_store.ipynb #51d67641
+@patch
+def _write(self: Store, sql, args):
+    if self.full: raise StoreFullError(str(self.full))
+    if self.readonly: raise StoreError(f"{self.path}: the results store is read-only; make it writable or set REPRLAB_STORE to another file")
+    with self._connect() as con:
+        con.execute('BEGIN IMMEDIATE')   # take the write lock up front: no upgrade deadlock between writers
+        try: con.execute(sql, args); con.execute('COMMIT')
+        except BaseException: con.execute('ROLLBACK'); raise
 
-    def add(self, **row):
-        "Insert a run (id, experiment, params, status and started are required)."
-        unknown = set(row) - set(_COLUMNS)
-        if unknown: raise ValueError(f"unknown store column(s) {sorted(unknown)}; valid: {_COLUMNS}")
-        row = {'metrics': {}, 'host': socket.gethostname(), 'pid': os.getpid(), **row}
-        if row.get('status') not in STATUSES: raise ValueError(f"status {row.get('status')!r}: expected one of {STATUSES}")
-        for k in _JSON_COLUMNS:
-            if k in row and row[k] is not None: row[k] = json.dumps(row[k], default=str)
-        self._write(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+@patch
+def add(self: Store, **row):
+    "Insert a run (id, experiment, params, status and started are required)."
+    unknown = set(row) - set(_COLUMNS)
+    if unknown: raise ValueError(f"unknown store column(s) {sorted(unknown)}; valid: {_COLUMNS}")
+    row = {'metrics': {}, 'host': socket.gethostname(), 'pid': os.getpid(), **row}
+    if row.get('status') not in STATUSES: raise ValueError(f"status {row.get('status')!r}: expected one of {STATUSES}")
+    for k in _JSON_COLUMNS:
+        if k in row and row[k] is not None: row[k] = json.dumps(row[k], default=str)
+    self._write(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
 
-    def update(self, run_id: str, **fields):
-        "Change fields of a run (params, metrics and digests are JSON-encoded)."
-        unknown = set(fields) - set(_COLUMNS) | ({'id'} & set(fields))
-        if unknown: raise ValueError(f"cannot update column(s) {sorted(unknown)}")
-        if 'status' in fields and fields['status'] not in STATUSES: raise ValueError(f"status {fields['status']!r}: expected one of {STATUSES}")
-        for k in _JSON_COLUMNS:
-            if k in fields and fields[k] is not None: fields[k] = json.dumps(fields[k], default=str)
-        self._write(f"UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?", [*fields.values(), run_id])
+@patch
+def update(self: Store, run_id: str, **fields):
+    "Change fields of a run (params, metrics and digests are JSON-encoded)."
+    unknown = set(fields) - set(_COLUMNS) | ({'id'} & set(fields))
+    if unknown: raise ValueError(f"cannot update column(s) {sorted(unknown)}")
+    if 'status' in fields and fields['status'] not in STATUSES: raise ValueError(f"status {fields['status']!r}: expected one of {STATUSES}")
+    for k in _JSON_COLUMNS:
+        if k in fields and fields[k] is not None: fields[k] = json.dumps(fields[k], default=str)
+    self._write(f"UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?", [*fields.values(), run_id])
 
-    def delete(self, run_id: str):
-        "Remove a run's row (used when its folder could not be created)."
-        self._write('DELETE FROM runs WHERE id = ?', [run_id])
+@patch
+def delete(self: Store, run_id: str):
+    "Remove a run's row (used when its folder could not be created)."
+    self._write('DELETE FROM runs WHERE id = ?', [run_id])
 
-    def _dead(self) -> list[str]:
-        "Ids of rows still 'running' on this machine whose process is gone."
-        with self._connect() as con:
-            rows = con.execute("SELECT id, pid FROM runs WHERE status = 'running' AND host = ?", (socket.gethostname(),)).fetchall()
-        return [run_id for run_id, pid in rows if pid is None or not process_alive(pid)]
+@patch
+def _dead(self: Store) -> list[str]:
+    "Ids of rows still 'running' on this machine whose process is gone."
+    with self._connect() as con:
+        rows = con.execute("SELECT id, pid FROM runs WHERE status = 'running' AND host = ?", (socket.gethostname(),)).fetchall()
+    return [run_id for run_id, pid in rows if pid is None or not process_alive(pid)]
 
-    def _finished(self, run_id: str | None = None) -> dict:
-        "Rows still 'running' whose run folder records a finished outcome (the launcher could not write it, e.g. on a full disk): id -> fields."
-        with self._connect() as con:
-            rows = con.execute("SELECT id, run_dir FROM runs WHERE status = 'running' AND run_dir IS NOT NULL"
-                               + (' AND id = ?' if run_id else ''), (run_id,) if run_id else ()).fetchall()
-        return {i: f for i, d in rows if (f := _outcome_on_disk(i, Path(d)))}
+@patch
+def _finished(self: Store, run_id: str | None = None) -> dict:
+    "Rows still 'running' whose run folder records a finished outcome (the launcher could not write it, e.g. on a full disk): id -> fields."
+    with self._connect() as con:
+        rows = con.execute("SELECT id, run_dir FROM runs WHERE status = 'running' AND run_dir IS NOT NULL"
+                           + (' AND id = ?' if run_id else ''), (run_id,) if run_id else ()).fetchall()
+    return {i: f for i, d in rows if (f := _outcome_on_disk(i, Path(d)))}
 
-    def mark_interrupted(self) -> int:
-        "Rows still 'running' take the outcome their run folder records, else, on this machine with their process gone, become 'interrupted'; returns how many changed."
-        done = self._finished()
-        for run_id, fields in done.items(): self.update(run_id, **fields)
-        dead = self._dead()
-        for run_id in dead: self.update(run_id, status='interrupted', error='interrupted: the process running it ended without recording a result')
-        return len(done) + len(dead)
+@patch
+def mark_interrupted(self: Store) -> int:
+    "Rows still 'running' take the outcome their run folder records, else, on this machine with their process gone, become 'interrupted'; returns how many changed."
+    done = self._finished()
+    for run_id, fields in done.items(): self.update(run_id, **fields)
+    dead = self._dead()
+    for run_id in dead: self.update(run_id, status='interrupted', error='interrupted: the process running it ended without recording a result')
+    return len(done) + len(dead)
 
-    def get(self, run_id: str) -> dict:
-        "One run as a dict (params, metrics and digests decoded)."
-        with self._connect() as con:
-            con.row_factory = sqlite3.Row
-            r = con.execute('SELECT * FROM runs WHERE id = ?', (run_id,)).fetchone()
-        if r is None: raise KeyError(f"no run {run_id!r} in {self.path}")
-        d = dict(r)
-        if d['status'] == 'running' and (done := self._finished(run_id)):
-            if not self.readonly: self.update(run_id, **done[run_id])
-            d.update({k: json.dumps(v) if k in _JSON_COLUMNS else v for k, v in done[run_id].items()})
-        if d['status'] == 'running' and d['host'] == socket.gethostname() and (d['pid'] is None or not process_alive(d['pid'])):
-            d['status'], d['error'] = 'interrupted', 'interrupted: the process running it ended without recording a result'
-            if not self.readonly: self.update(run_id, status=d['status'], error=d['error'])
-        for k in _JSON_COLUMNS: d[k] = json.loads(d[k]) if d.get(k) else ({} if k != 'digests' else None)
-        return d
+# %% ../nbs/05_store.ipynb #4dde3d22
+@patch
+def get(self: Store, run_id: str) -> dict:
+    "One run as a dict (params, metrics and digests decoded)."
+    with self._connect() as con:
+        con.row_factory = sqlite3.Row
+        r = con.execute('SELECT * FROM runs WHERE id = ?', (run_id,)).fetchone()
+    if r is None: raise KeyError(f"no run {run_id!r} in {self.path}")
+    d = dict(r)
+    if d['status'] == 'running' and (done := self._finished(run_id)):
+        if not self.readonly: self.update(run_id, **done[run_id])
+        d.update({k: json.dumps(v) if k in _JSON_COLUMNS else v for k, v in done[run_id].items()})
+    if d['status'] == 'running' and d['host'] == socket.gethostname() and (d['pid'] is None or not process_alive(d['pid'])):
+        d['status'], d['error'] = 'interrupted', 'interrupted: the process running it ended without recording a result'
+        if not self.readonly: self.update(run_id, status=d['status'], error=d['error'])
+    for k in _JSON_COLUMNS: d[k] = json.loads(d[k]) if d.get(k) else ({} if k != 'digests' else None)
+    return d
 
-    def runs(self, experiment: str | None = None, sweep: str | None = None, status: str | None = None,
-             expand: bool = True) -> pd.DataFrame:
-        "All runs (optionally of one experiment / sweep / status), oldest first; params and metrics as columns."
-        if self.readonly: done, dead = self._finished(), self._dead()
-        else: self.mark_interrupted(); done, dead = {}, []
-        where, args = [], []
-        for col, v in (('experiment', experiment), ('sweep', sweep)):
-            if v is not None: where.append(f'{col} = ?'); args.append(v)
-        sql = 'SELECT * FROM runs' + (' WHERE ' + ' AND '.join(where) if where else '') + ' ORDER BY started, id'
-        with self._connect() as con: df = pd.read_sql_query(sql, con, params=args)
-        for run_id, fields in done.items():                               # read-only: shown, not written
-            at = df.index[df['id'] == run_id]
-            for k, v in fields.items(): df.loc[at, k] = json.dumps(v) if k in _JSON_COLUMNS else v
-        if dead: df.loc[df['id'].isin([i for i in dead if i not in done]), 'status'] = 'interrupted'
-        if status is not None: df = df[df['status'] == status].reset_index(drop=True)
-        for k in _JSON_COLUMNS: df[k] = df[k].map(lambda s: json.loads(s) if isinstance(s, str) and s else ({} if k != 'digests' else None))   # pandas may give NaN for NULL
-        df['config'] = [config_id(e, p, nb if isinstance(nb, str) else None)   # from the run's own JSON: 3 stays 3
-                        for e, p, nb in zip(df['experiment'], df['params'], df['notebook_hash'])]
-        return expand_runs(df) if expand else df
-
-    def groups(self, experiment: str | None = None, **kw) -> pd.DataFrame:
-        "One row per configuration (experiment + parameters except the seed + notebook): n, mean, std, 95% interval; see `reprlab.analysis.groups`."
-        from reprlab.analysis import groups
-        return groups(self.runs(experiment, **kw))
+@patch
+def runs(self: Store, experiment: str | None = None, sweep: str | None = None, status: str | None = None,
+         expand: bool = True) -> pd.DataFrame:
+    "All runs (optionally of one experiment / sweep / status), oldest first; params and metrics as columns."
+    if self.readonly: done, dead = self._finished(), self._dead()
+    else: self.mark_interrupted(); done, dead = {}, []
+    where, args = [], []
+    for col, v in (('experiment', experiment), ('sweep', sweep)):
+        if v is not None: where.append(f'{col} = ?'); args.append(v)
+    sql = 'SELECT * FROM runs' + (' WHERE ' + ' AND '.join(where) if where else '') + ' ORDER BY started, id'
+    with self._connect() as con: df = pd.read_sql_query(sql, con, params=args)
+    for run_id, fields in done.items():                               # read-only: shown, not written
+        at = df.index[df['id'] == run_id]
+        for k, v in fields.items(): df.loc[at, k] = json.dumps(v) if k in _JSON_COLUMNS else v
+    if dead: df.loc[df['id'].isin([i for i in dead if i not in done]), 'status'] = 'interrupted'
+    if status is not None: df = df[df['status'] == status].reset_index(drop=True)
+    for k in _JSON_COLUMNS: df[k] = df[k].map(lambda s: json.loads(s) if isinstance(s, str) and s else ({} if k != 'digests' else None))   # pandas may give NaN for NULL
+    df['config'] = [config_id(e, p, nb if isinstance(nb, str) else None)   # from the run's own JSON: 3 stays 3
+                    for e, p, nb in zip(df['experiment'], df['params'], df['notebook_hash'])]
+    return expand_runs(df) if expand else df
 
 def expand_runs(df: pd.DataFrame) -> pd.DataFrame:
     "Spread the params and metrics dicts into columns (a parameter sharing a metric's name becomes param.NAME)."
@@ -251,6 +260,7 @@ def _int_keys(dicts: list) -> list:
             if v is not None: kinds[k] = kinds.get(k, True) and isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
     return [k for k, is_int in kinds.items() if is_int]
 
+# %% ../nbs/05_store.ipynb #1769c924
 def _keep_ints(table: pd.DataFrame, dicts: list) -> pd.DataFrame:
     "Columns of `table` built from `dicts` that hold integers with gaps become nullable Int64 (pandas would make them floats: 3.0)."
     for k in _int_keys(dicts):
@@ -321,162 +331,3 @@ def import_runs(folder: Path | str,           # a reports folder, e.g. reports/r
                   host=env.get('host'), pid=None, error=env.get('error'), digests=env.get('digests'))
         added.append(env['run_id'])
     return added
-
-# %% ../nbs/05_store.ipynb #d81c0ac2
-_STATUS_COLOURS = {'ok': 'C0', 'failed': 'C3', 'interrupted': 'C1', 'running': 'C7'}
-
-class ResultsBrowser:
-    "Browse the results store: pick an experiment, sort its runs by a metric, open a run's report and figures."
-    def __init__(self, store: Store | None = None,  # default: the settings' store
-                 experiment: str | None = None,     # default: the first experiment with runs
-                 sort: str | None = None,           # a metric (default: the first whose name holds 'acc', else the first)
-                 ascending: bool | None = None,     # None: the declared direction of the metric (else largest first)
-                 top: int = 25,                     # runs shown in the figure
-                 by_config: bool = False):          # one row per configuration (mean ± std over seeds) instead of per run
-        self.store, self.ascending, self.top, self.by_config = store or Store(), ascending, top, by_config
-        self.experiment = self.sort = None
-        self.select(experiment, sort)
-
-    def experiments(self) -> list[str]:
-        "Experiments with at least one run."
-        return sorted(set(self.store.runs(expand=False)['experiment']))
-
-    def metrics(self, experiment: str | None = None) -> list[str]:
-        "The numeric metrics logged by the runs of an experiment."
-        df = self.store.runs(experiment or self.experiment)
-        return [m for m in df.attrs['metrics'] if pd.api.types.is_numeric_dtype(df[m]) and not pd.api.types.is_bool_dtype(df[m])]
-
-    def select(self, experiment: str | None = None, sort: str | None = None) -> ResultsBrowser:
-        "Choose the experiment and the metric to sort by (the callback of the drop-downs)."
-        exps = self.experiments()
-        if not exps: raise ValueError(f"{self.store.path}: no runs yet; run an experiment (reprlab run quickstart) "
-                                      f"or add committed ones with import_runs('reports/reference')")
-        experiment = experiment or self.experiment or exps[0]
-        if experiment not in exps: raise ValueError(f"experiment {experiment!r} has no runs in {self.store.path}; experiments with runs: {exps}")
-        metrics = self.metrics(experiment)
-        declared = None
-        if sort is None:
-            from reprlab.analysis import primary
-            keep = self.sort if experiment == self.experiment else None
-            declared = primary(experiment)
-            sort = keep or (declared.name if declared and declared.name in metrics else None) or \
-                   next((m for m in metrics if 'acc' in m), metrics[0] if metrics else None)
-            if self.ascending is None and declared and sort == declared.name: self.ascending = declared.better == 'lower'
-        elif sort not in metrics: raise ValueError(f"sort={sort!r}: not a numeric metric of {experiment}; its metrics: {metrics}")
-        self.experiment, self.sort = experiment, sort
-        if self.ascending is None: self.ascending = False
-        return self
-
-    def table(self) -> pd.DataFrame:
-        "The experiment's runs (or configurations, `by_config`), best first: the parameters that differ, then the metrics."
-        df = self.store.runs(self.experiment)
-        if self.by_config:
-            from reprlab.analysis import groups
-            g = groups(df, self.metrics())
-            varying = [p for p in g.attrs['params'] if p in g and g[p].astype(str).nunique() > 1]
-            cols = ['config', 'n', 'failed'] + varying + [c for m in self.metrics() for c in (m, f'{m}.std')]
-            out = g[cols]
-            out.attrs['varying'] = varying
-            if self.sort: out = out.sort_values(self.sort, ascending=self.ascending, na_position='last', kind='stable')
-            return out.reset_index(drop=True)
-        varying = [p for p in df.attrs['params'] if df[p].astype(str).nunique() > 1]
-        metrics = [self.sort] + [m for m in self.metrics() if m != self.sort] if self.sort else self.metrics()
-        cols = ['id', 'status'] + (['sweep'] if df['sweep'].notna().any() else []) + varying + metrics
-        out = df[cols]
-        out.attrs['varying'] = varying
-        if self.sort: out = out.sort_values(self.sort, ascending=self.ascending, na_position='last', kind='stable')
-        return out.reset_index(drop=True)
-
-    def figure(self) -> Figure:
-        "The sort metric of the best `top` runs as bars, coloured by status."
-        from reprlab.plots import new_figure
-        if self.sort is None: raise ValueError(f"the runs of {self.experiment} logged no numeric metric to plot")
-        t = self.table()
-        key = 'config' if self.by_config else 'id'
-        label = lambda r: ' '.join([r[key]] + [f'{p}={r[p]}' for p in t.attrs['varying']])[:60]
-        t = t.dropna(subset=[self.sort]).head(self.top)[::-1]
-        fig = new_figure((6.5, 0.28 * len(t) + 1.2)); ax = fig.subplots()
-        if self.by_config:   # means with the spread over seeds
-            ax.barh(np.arange(len(t)), t[self.sort], xerr=t[f'{self.sort}.std'].fillna(0), color='C0', capsize=3)
-        else: ax.barh(np.arange(len(t)), t[self.sort], color=[_STATUS_COLOURS[s] for s in t['status']])
-        ax.set_yticks(np.arange(len(t)), [label(r) for _, r in t.iterrows()], fontsize=7)
-        for i, v in enumerate(t[self.sort]): ax.text(v, i, f' {v:.4g}', va='center', fontsize=7)
-        ax.set_xlabel(self.sort + (' (mean ± std over seeds)' if self.by_config else ''))
-        ax.set_title(f"{self.experiment}: {len(t)} {'configurations' if self.by_config else 'runs'} by {self.sort}", fontsize=9)
-        ax.margins(x=0.15)
-        return fig
-
-    def _run(self, run_id: str) -> dict:
-        row = self.store.get(run_id)
-        if row['experiment'] != self.experiment: self.select(row['experiment'])
-        return row
-
-    def run_figure(self, run_id: str, n_cols: int = 3) -> Figure:
-        "The figures a run saved, in one grid titled by their names."
-        import matplotlib.image as mpimg
-        from reprlab.plots import new_figure
-        row = self._run(run_id)
-        pngs = sorted(Path(row['run_dir']).glob('figures/*.png')) if row['run_dir'] else []
-        if not pngs: raise FileNotFoundError(f"run {run_id}: no figures in {row['run_dir']}/figures")
-        rows = -(-len(pngs) // n_cols)
-        fig = new_figure((4 * min(n_cols, len(pngs)), 3.2 * rows))
-        axes = np.atleast_1d(fig.subplots(rows, min(n_cols, len(pngs)))).ravel()
-        for ax, p in zip(axes, pngs): ax.imshow(mpimg.imread(p)); ax.set_title(p.stem, fontsize=8)
-        for ax in axes: ax.axis('off')
-        return fig
-
-    def run_html(self, run_id: str) -> str:
-        "A run in a few lines: a link to its report, status, parameters, metrics and its analysis dialog."
-        import html
-        row = self._run(run_id)
-        link = (f'<a href="{html.escape(os.path.relpath(row["report"]))}" target="_blank">open the report</a>'
-                if row['report'] and Path(row['report']).exists() else 'no HTML report')
-        fmt = lambda d: ', '.join(f'{k} = {v:.4g}' if isinstance(v, float) else f'{k} = {v}' for k, v in d.items())
-        import mistune
-        dialog = Path(row['run_dir'] or '.') / 'dialog.md'
-        text = mistune.html(dialog.read_text()) if dialog.exists() else ''   # the dialog is Markdown: rendered, as in the report
-        return (f"<b>{run_id}</b> ({row['status']}, {row['started']}, commit {str(row['git_commit'])[:10]}): {link}<br>"
-                f"<b>parameters</b>: {html.escape(fmt(row['params']))}<br><b>metrics</b>: {html.escape(fmt(row['metrics']))}"
-                + (f"<div class='reprlab-dialog' style='max-width: 60em'>{text}</div>" if text else ''))
-
-    def widget(self):
-        "Drop-downs for the experiment, the metric and a run; the table, figure and run redrawn in place."
-        import ipywidgets as widgets
-        from IPython.display import HTML, display
-        exp = widgets.Dropdown(options=self.experiments(), value=self.experiment, description='experiment')
-        sort = widgets.Dropdown(options=self.metrics(), value=self.sort, description='sort by')
-        order = widgets.Checkbox(value=self.ascending, description='ascending')
-        grouped = widgets.Checkbox(value=self.by_config, description='by configuration (mean ± std over seeds)')
-        run = widgets.Dropdown(description='run')
-        out_table, out_run = widgets.Output(), widgets.Output()
-        def runs_changed():
-            t = self.table()
-            runs = self.store.runs(self.experiment)
-            if self.sort: runs = runs.sort_values(self.sort, ascending=self.ascending, na_position='last', kind='stable')
-            run.options = [(f"{r['id']}  {self.sort} = {r[self.sort]:.4g}" if self.sort and r[self.sort] == r[self.sort] else r['id'], r['id'])
-                           for _, r in runs.iterrows()]
-            with out_table:
-                out_table.clear_output(wait=True)
-                display(t.head(self.top))
-                if self.sort: display(self.figure())
-        def on_exp(change):
-            self.select(exp.value)
-            sort.unobserve(on_sort, names='value'); sort.options = self.metrics(); sort.value = self.sort; sort.observe(on_sort, names='value')
-            runs_changed()
-        def on_sort(change): self.select(sort=sort.value); runs_changed()
-        def on_order(change): self.ascending = order.value; runs_changed()
-        def on_grouped(change): self.by_config = grouped.value; runs_changed()
-        def on_run(change):
-            if run.value is None: return
-            with out_run:
-                out_run.clear_output(wait=True); display(HTML(self.run_html(run.value)))
-                if any(Path(self.store.get(run.value)['run_dir'] or '.').glob('figures/*.png')): display(self.run_figure(run.value))
-        exp.observe(on_exp, names='value'); sort.observe(on_sort, names='value')
-        order.observe(on_order, names='value'); run.observe(on_run, names='value'); grouped.observe(on_grouped, names='value')
-        runs_changed()
-        return widgets.VBox([widgets.HBox([exp, sort, order]), grouped, out_table, run, out_run])
-
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        from reprlab.config import interactive
-        if interactive(): return self.widget()._repr_mimebundle_(include=include, exclude=exclude)
-        return {'image/png': self.figure()._repr_png_(), 'text/plain': f'ResultsBrowser({self.experiment}, sort={self.sort})'}

@@ -23,8 +23,9 @@ import numpy as np
 from .config import tqdm
 
 from .config import RUN_DIR_ENV, environment, load_settings, read_json, write_json
-from .runner import (Param, ParameterError, coerce_value, execute_run, experiment_path, experiments_dir, load_yaml,
-                            notebook_hash, notebook_params, notebook_presets, prepare_run, resolve_params, shown, _timeout)
+from .experiment import (Experiment, Param, ParameterError, coerce_value, experiments_dir, load_yaml, notebook_hash,
+                                resolve_params, shown)
+from .runner import DRY_RUN, DryRun, execute_run, prepare_run, record_run, _timeout
 from .store import Store
 
 # %% auto #0
@@ -126,6 +127,7 @@ def load_spec(path: Path | str) -> SweepSpec:
     try: return check_spec(SweepSpec(**{**data, 'grid': grid, 'dist': data.get('dist') or {}, 'params': data.get('params') or {}}))
     except ParameterError as e: raise ParameterError(f"{path}: {e}") from None
 
+# %% ../nbs/11_sweep.ipynb #29cb54c8
 def sweep_points(spec: SweepSpec, params: dict[str, Param], presets: dict | None = None) -> list[dict]:
     "Every point of the sweep as a full, validated parameter dict (duplicates removed, order kept; seed replicates last)."
     used = [*spec.grid, *spec.dist, *spec.params]
@@ -210,6 +212,70 @@ def _worker_env() -> dict:
     "The launcher's REPRLAB_* settings that runs need (not the store: workers never write it)."
     return {k: v for k, v in os.environ.items() if k.startswith('REPRLAB_') and k not in ('REPRLAB_STORE', RUN_DIR_ENV)}
 
+# %% ../nbs/11_sweep.ipynb #73093884
+def _todo(exp: Experiment, name: str, points: list[dict], store: Store, retry_failed: bool) -> list[dict]:
+    "The points of sweep `name` not yet completed with this notebook and an unchanged library (failed ones too, unless retried)."
+    from reprlab.analysis import staleness
+    nb_hash, skip = notebook_hash(exp.path), {'ok'} if retry_failed else {'ok', 'failed'}
+    prev = store.runs(exp.name, sweep=name, expand=False)  # also marks rows of dead launchers interrupted
+    fresh = lambda r: not [c for c in staleness(r.experiment, r.digests or {'notebook': r.notebook_hash}, {exp.name: nb_hash})
+                           if c != 'notebook']
+    done = {point_key(r.params, r.notebook_hash) for r in prev.itertuples() if r.status in skip and fresh(r)}
+    return [p for p in points if point_key(p, nb_hash) not in done]
+
+def _explicit(spec: SweepSpec) -> list[str]:
+    "The names a sweep sets itself (swept, drawn, fixed, and the seed when it replicates): a preset leaves them alone."
+    return sorted({*spec.grid, *spec.dist, *spec.params, *(['seed'] if spec.seeds > 1 else [])})
+
+# %% ../nbs/11_sweep.ipynb #446b7572
+def _run_points(exp: Experiment, todo: list[dict], spec: SweepSpec, name: str, store: Store, reports_dir: Path,
+                timeout: float | None, threads: int, progress: bool) -> dict:
+    "Each point through the run lifecycle: prepared and recorded here, executed by a worker. Returns counts by status."
+    from distributed import as_completed
+    counts, client, cluster = {'ok': 0, 'failed': 0, 'interrupted': 0}, *_connect(spec.workers, spec.dask)
+    running, queue, env, explicit = {}, list(todo), _worker_env(), _explicit(spec)
+    bar = tqdm(total=len(todo), desc=f'sweep {name}', unit='run', disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    pending = as_completed()
+    def fill():
+        while queue and len(running) < max(1, sum(client.nthreads().values())):
+            values = queue.pop(0)
+            row = prepare_run(exp, values, explicit, reports_dir, name, store)
+            fut = client.submit(execute_run, str(exp.path), row['run_dir'], values, False, timeout, False, env, threads,
+                                pure=False, key=f"reprlab-{row['id']}")
+            running[fut] = row; pending.add(fut)
+        bar.set_postfix(ok=counts['ok'], failed=counts['failed'], running=len(running))
+    try:
+        fill()
+        for fut in pending:
+            row = running.pop(fut)
+            try: outcome = fut.result()
+            except Exception as e:                                  # the worker died or could not run the task
+                outcome = dict(status='failed', error=f"worker error: {type(e).__name__}: {e}", report=None, digests=None,
+                               metrics=read_json(Path(row['run_dir'])/'metrics.json', {}), duration=None)
+            record_run(store, row, outcome, outcome)   # the same last step as `reprlab run`
+            counts[outcome['status']] = counts.get(outcome['status'], 0) + 1
+            bar.update(1); fill()
+    except KeyboardInterrupt as e:
+        why = getattr(e, 'signal', None) or 'SIGINT (Ctrl-C)'
+        for fut, row in running.items():
+            fut.cancel()
+            store.update(row['id'], status='interrupted', error=f'interrupted: {why}; the sweep was stopped while this point ran')
+        raise
+    finally:
+        bar.close(); client.close()
+        if cluster is not None: cluster.close()
+    return counts
+
+# %% ../nbs/11_sweep.ipynb #d838e20d
+def _say_all_failed(store: Store, experiment: str, name: str, out):
+    "A sweep whose every point failed has nothing to rank: say so at once, with the first error."
+    rows = store.runs(experiment, sweep=name, expand=False)
+    if len(rows) and not (rows.status == 'ok').any() and (rows.status == 'failed').any():
+        first = rows[rows.status == 'failed'].sort_values('started', kind='stable').iloc[0]
+        error = str(first['error'])
+        print(f"sweep {name}: every point failed ({len(rows)} runs); the first error, run {first['id']}: "
+              + (error if len(error) <= 500 else error[:500] + f"... ({len(error):,} characters)"), file=out)
+
 def run_sweep(spec: SweepSpec,                  # what to run
               store: Store | None = None,       # results store (default: settings)
               reports_dir: Path | None = None,  # default: settings (REPRLAB_REPORTS)
@@ -220,81 +286,29 @@ def run_sweep(spec: SweepSpec,                  # what to run
               threads: int = 1,                 # torch/BLAS threads of each run
               out=None,                         # where to print what the sweep does (default: stderr)
              ) -> SweepResult:
-    "Run every point of `spec` not yet completed, on local workers or a Dask cluster; record each as a run."
+    "Run every point of `spec` not yet completed, on local workers or a Dask cluster; each point is one run's lifecycle."
     out = out or sys.stderr
-    from reprlab.analysis import primary, staleness
     check_spec(spec)
-    nb_path = experiment_path(spec.experiment)
-    params = notebook_params(nb_path)
-    points = sweep_points(spec, params, notebook_presets(nb_path, params))   # nothing starts on bad input
+    exp = Experiment.named(spec.experiment)
+    points = sweep_points(spec, exp.params, exp.presets)   # nothing starts on bad input
     name = check_name(spec.name or default_name(spec.experiment, points))
-    from reprlab.runner import DRY_RUN, DryRun
+    timeout = _timeout(timeout)
     if DRY_RUN.get():   # `reprlab sweep --dry-run`: every point checked, nothing started
-        _timeout(timeout)
         raise DryRun(f"dry run: sweep {name} of {spec.experiment}: {len(points)} points" + (f" on {spec.dask}" if spec.dask else '')
                      + f", e.g. {json.dumps(points[0], default=str)}; nothing started")
     s = load_settings()
-    store = store or Store(s.store)
-    reports_dir = Path(reports_dir or s.reports).resolve()
-    nb_hash = notebook_hash(nb_path)
-    skip = {'ok'} if retry_failed else {'ok', 'failed'}
-    prev = store.runs(spec.experiment, sweep=name, expand=False)  # also marks rows of dead launchers interrupted
-    nbs = {spec.experiment: nb_hash}
-    fresh = lambda r: not [c for c in staleness(r.experiment, r.digests or {'notebook': r.notebook_hash}, nbs) if c != 'notebook']
-    done = {point_key(r.params, r.notebook_hash) for r in prev.itertuples() if r.status in skip and fresh(r)}
-    todo = [p for p in points if point_key(p, nb_hash) not in done]
+    store, reports_dir = store or Store(s.store), Path(reports_dir or s.reports).resolve()
+    todo = _todo(exp, name, points, store, retry_failed)
     print(f"sweep {name}: {len(points)} points, {len(points) - len(todo)} already completed, {len(todo)} to run", file=out)
-    t0, counts = time.time(), {'ok': 0, 'failed': 0, 'interrupted': 0}
-    timeout = _timeout(timeout)
-    if todo:
-        client, cluster = _connect(spec.workers, spec.dask)
-        running, queue, env = {}, list(todo), _worker_env()
-        bar = tqdm(total=len(todo), desc=f'sweep {name}', unit='run', disable=not progress, file=sys.stderr, dynamic_ncols=True)
-        try:
-            from distributed import as_completed
-            pending = as_completed()
-            def fill():
-                capacity = max(1, sum(client.nthreads().values()))
-                while queue and len(running) < capacity:
-                    values = queue.pop(0)
-                    row = prepare_run(spec.experiment, values, nb_path, reports_dir, name, s.root, store)
-                    fut = client.submit(execute_run, str(nb_path), row['run_dir'], values, False, timeout, False, env, threads,
-                                        pure=False, key=f"reprlab-{row['id']}")
-                    running[fut] = row; pending.add(fut)
-                bar.set_postfix(ok=counts['ok'], failed=counts['failed'], running=len(running))
-            fill()
-            for fut in pending:
-                row = running.pop(fut)
-                try: outcome = fut.result()
-                except Exception as e:                                  # the worker died or could not run the task
-                    outcome = dict(status='failed', error=f"worker error: {type(e).__name__}: {e}",
-                                   metrics=read_json(Path(row['run_dir'])/'metrics.json', {}), duration=None, report=None, digests=None)
-                if outcome.get('digests') is None: outcome.pop('digests', None)
-                store.update(row['id'], **outcome)
-                counts[outcome['status']] = counts.get(outcome['status'], 0) + 1
-                bar.update(1)
-                fill()
-        except KeyboardInterrupt as e:
-            why = getattr(e, 'signal', None) or 'SIGINT (Ctrl-C)'
-            for fut, row in running.items():
-                fut.cancel()
-                store.update(row['id'], status='interrupted', error=f'interrupted: {why}; the sweep was stopped while this point ran')
-            raise
-        finally:
-            bar.close()
-            client.close()
-            if cluster is not None: cluster.close()
+    t0 = time.time()
+    counts = _run_points(exp, todo, spec, name, store, reports_dir, timeout, threads, progress) if todo else \
+        {'ok': 0, 'failed': 0, 'interrupted': 0}
     metric, ascending = spec.metric, spec.ascending
-    if not metric and (m := primary(spec.experiment)): metric, ascending = m.name, ascending or m.better == 'lower'
+    if not metric and (m := exp.primary): metric, ascending = m.name, ascending or m.better == 'lower'
     report = sweep_summary(spec.experiment, name, store, reports_dir, metric, ascending) if summary else None
     print(f"sweep {name}: {counts['ok']} ok, {counts['failed']} failed in {time.time() - t0:.0f} s"
           + (f"; summary: {report}" if report else ''), file=out)
-    rows = store.runs(spec.experiment, sweep=name, expand=False)
-    if len(rows) and not (rows.status == 'ok').any() and (rows.status == 'failed').any():   # nothing to rank: say why at once
-        first = rows[rows.status == 'failed'].sort_values('started', kind='stable').iloc[0]
-        error = str(first['error'])
-        print(f"sweep {name}: every point failed ({len(rows)} runs); the first error, run {first['id']}: "
-              + (error if len(error) <= 500 else error[:500] + f"... ({len(error):,} characters)"), file=out)
+    _say_all_failed(store, spec.experiment, name, out)
     return SweepResult(name, spec.experiment, len(points), len(points) - len(todo), counts, report, time.time() - t0)
 
 # %% ../nbs/11_sweep.ipynb #5aa6b654

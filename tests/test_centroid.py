@@ -12,7 +12,7 @@ from conftest import reprlab
 
 from reprlab.centroid import CCENet, CentroidNet, centroid_loss
 from reprlab.report import DivergedError
-from reprlab.runner import notebook_params, notebook_presets
+from reprlab.experiment import notebook_params, notebook_presets
 
 ROOT = Path(__file__).resolve().parent.parent
 NB = ROOT / 'nbs' / 'experiments' / 'centroid_clustering.ipynb'

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import BIN, ROOT, reprlab
 
-from reprlab.runner import new_experiment_notebook
+from reprlab.experiment import new_experiment_notebook
 from reprlab.store import Store
 
 TINY = ['-p', 'n_train', '300', '-p', 'ks', '1,3,5']

@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import reprlab
 
-from reprlab.runner import notebook_params, notebook_presets
+from reprlab.experiment import notebook_params, notebook_presets
 
 from reprlab.competitive import DreamComp, KrotovHopfield, dreamcomp_step, dreamcomp_step_numpy, kh_step, kh_step_numpy
 

@@ -489,8 +489,8 @@ def test_reference_reports_render_math_offline(site, server, browser):
 
 def test_metric_pages(site):
     "A page per logged metric: each experiment's primary metric has one, linking (relatively) a report of that experiment."
-    from reprlab.report import primary_metric
-    from reprlab.runner import notebook_metrics
+    from reprlab.experiment import primary_metric
+    from reprlab.experiment import notebook_metrics
     build = _build_module()
     index = site/'metrics'/'index.html'
     assert index.exists(), 'no metrics/index.html'
@@ -517,8 +517,8 @@ def test_metric_pages(site):
 
 def test_scorecard_page(site):
     "The Scorecard page: linked from the home page, one row per declared claim with its verdict, run ids linked to their pages."
-    from reprlab.runner import list_experiments
-    from reprlab.scorecard import VERDICTS, notebook_claims
+    from reprlab.experiment import list_experiments
+    from reprlab.experiment import VERDICTS, notebook_claims
     page = site/'claims.html'   # scorecard.html is the library notebook's page
     assert page.exists(), 'no claims.html'
     assert 'claims.html' in (site/'index.html').read_text(encoding='utf-8'), 'the home page does not link the scorecard'

@@ -17,7 +17,7 @@ import pytest
 from conftest import ROOT, mnist_dir, reprlab
 
 from reprlab.data import write_fake_cifar, write_idx
-from reprlab.runner import notebook_params, notebook_presets, parse_constraint
+from reprlab.experiment import notebook_params, notebook_presets, parse_constraint
 
 EXPERIMENTS = ROOT / 'nbs' / 'experiments'
 

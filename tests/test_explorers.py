@@ -13,7 +13,8 @@ from conftest import ROOT, reprlab
 from reprlab.competitive import DreamComp, KrotovHopfield, PrototypeExplorer
 from reprlab.data import load_dataset
 from reprlab.plots import LivePlot
-from reprlab.store import ResultsBrowser, Store, import_runs
+from reprlab.browse import ResultsBrowser
+from reprlab.store import Store, import_runs
 from reprlab.topo import ReconstructionExplorer, TopoSparseDream
 
 WIDGET_MIME = 'application/vnd.jupyter.widget-view+json'

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import BIN, ROOT, files_under, reprlab
 
-from reprlab.runner import new_experiment_notebook, run_experiment
+from reprlab.experiment import new_experiment_notebook
+from reprlab.runner import run_experiment
 from reprlab.store import Store
 
 BEGIN = "from reprlab.report import begin, check_finite, log_metrics, say, hope, show_hopes\nrun = begin(globals())\n"
@@ -91,7 +92,7 @@ def test_out_of_range_values_are_refused_before_anything_runs(lab, experiment, n
 
 
 def test_every_parameter_of_every_experiment_has_a_constraint():
-    from reprlab.runner import list_experiments, notebook_metrics, notebook_params, notebook_presets
+    from reprlab.experiment import list_experiments, notebook_metrics, notebook_params, notebook_presets
     missing = []
     for name, path in list_experiments().items():
         params = notebook_params(path)            # also checks every default against its constraint
@@ -104,7 +105,7 @@ def test_every_parameter_of_every_experiment_has_a_constraint():
 def test_papermill_reads_every_parameter_line():
     "Constraints avoid a second '=' on the line, so papermill's own inspection still sees each parameter."
     import papermill as pm
-    from reprlab.runner import list_experiments, notebook_params
+    from reprlab.experiment import list_experiments, notebook_params
     for name, path in list_experiments().items():
         seen = set(pm.inspect_notebook(str(path)))
         assert seen == set(notebook_params(path)), (name, set(notebook_params(path)) - seen)

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 from conftest import BIN, ROOT, reprlab
-from reprlab.runner import new_experiment_notebook
+from reprlab.experiment import new_experiment_notebook
 
 LIMIT = 1 << 30   # address space allowed to a refused command: an alias bomb expanded would need far more
 

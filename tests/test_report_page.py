@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from conftest import ROOT, reprlab
 
-from reprlab.runner import new_experiment_notebook
+from reprlab.experiment import new_experiment_notebook
 
 EMOJI = re.compile('[\u2600-\u27bf\u2b00-\u2bff\U0001F000-\U0001FAFF]')   # symbols and dingbats that need an emoji font
 

@@ -5,7 +5,7 @@ import nbformat
 import pytest
 from conftest import reprlab
 
-from reprlab.runner import new_experiment_notebook
+from reprlab.experiment import new_experiment_notebook
 
 PARAMS = '''preset: str = "lab"  # settings {lab, study}
 dataset: str = "a"  # data {a, b}

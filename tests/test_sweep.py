@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import BIN, ROOT, reprlab
 
-from reprlab.runner import new_experiment_notebook
+from reprlab.experiment import new_experiment_notebook
 from reprlab.store import Store
 
 TOY_BODY = """import os, time

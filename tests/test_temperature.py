@@ -10,7 +10,7 @@ from conftest import ROOT, reprlab
 from scipy.special import erfinv
 from torch import nn
 
-from reprlab.runner import notebook_metrics, notebook_params, notebook_presets
+from reprlab.experiment import notebook_metrics, notebook_params, notebook_presets
 from reprlab.sweep import load_spec, sweep_points
 from reprlab.temperature import ActCooLR, TemperatureMeter, erf_model, fit_measured, fit_range, lr_range, temperature
 
