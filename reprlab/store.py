@@ -149,7 +149,9 @@ def _write(self: Store, sql, args):
     with self._connect() as con:
         con.execute('BEGIN IMMEDIATE')   # take the write lock up front: no upgrade deadlock between writers
         try: con.execute(sql, args); con.execute('COMMIT')
-        except BaseException: con.execute('ROLLBACK'); raise
+        except BaseException:   # a signal (Ctrl-C, SIGTERM) may land after COMMIT took effect: then there is nothing to undo
+            if con.in_transaction: con.execute('ROLLBACK')
+            raise
 
 @patch
 def add(self: Store, **row):

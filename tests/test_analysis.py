@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, reprlab
 
-from reprlab.analysis import groups
+from reprlab.analysis import groups as seed_groups
 from reprlab.experiment import new_experiment_notebook
 from reprlab.store import Store
 
@@ -47,7 +47,7 @@ def test_seed_groups_have_n_3_and_the_runs_means(seeded):
     assert means == sorted(means, reverse=True)                      # ranked by the declared primary metric
     table = reprlab('results', 'quickstart', '--by-config').stdout
     assert re.search(r'knn_test_acc 95% CI', table) and ' ± ' in table
-    assert groups(Store().runs('quickstart'))['n'].tolist() == [3, 3]
+    assert seed_groups(Store().runs("quickstart"))["n"].tolist() == [3, 3]
 
 
 def test_the_sweep_summary_ranks_by_the_primary_metric_with_error_bars(seeded):
