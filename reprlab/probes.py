@@ -10,11 +10,12 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.exceptions import ConvergenceWarning, NotFittedError as _SklearnNotFittedError
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -26,7 +27,7 @@ from .config import get_device
 
 # %% auto #0
 __all__ = ['NotFittedError', 'KNNClassifier', 'knn_scan', 'NearestCentroidClassifier', 'LinearSVM', 'ProbeResult', 'linear_model',
-           'linear_probe', 'run_probes', 'probe_table']
+           'linear_probe', 'run_probes', 'probe_table', 'CSelection', 'select_C']
 
 # %% ../nbs/02_probes.ipynb #ff5cc350
 def _as_2d(X, name):
@@ -384,3 +385,38 @@ def probe_table(results: dict[str, ProbeResult]) -> pd.DataFrame:
     "One row per probe: train and test accuracy, fitting time."
     return pd.DataFrame([dict(probe=r.probe, train_acc=r.train_acc, test_acc=r.test_acc, fit_seconds=r.fit_seconds)
                          for r in results.values()]).set_index('probe')
+
+# %% ../nbs/02_probes.ipynb #dad3324b
+class CSelection(NamedTuple):
+    "What `select_C` chose: the C, the scores of every C (indexed by C), and the probe fitted at the chosen C."
+    C: float
+    scores: pd.DataFrame
+    probe: object
+
+def _C_param(est) -> str:
+    "The name of the estimator's C among its parameters: 'C', or a pipeline step's 'name__C'."
+    keys = [k for k in est.get_params() if k == 'C' or k.endswith('__C')]
+    if len(keys) != 1: raise ValueError(f"{type(est).__name__}: expected one C parameter, found {keys or 'none'}")
+    return keys[0]
+
+def select_C(probe,                        # 'logistic' or 'svm' (`linear_model`), or an estimator with one C parameter
+             X_train, y_train, X_val, y_val,
+             Cs=(0.01, 0.1, 1.0, 10.0),    # the grid; each C is fitted on the training split
+             X_test=None, y_test=None,     # optional: each C's test accuracy, recorded beside, never used to choose
+             **kw,                         # linear_model's other arguments (max_iter, seed, device) for a named probe
+            ) -> CSelection:
+    "C chosen on the validation split: the best validation accuracy, ties to the smaller C."
+    Cs = sorted({float(C) for C in Cs})
+    if not Cs or not np.isfinite(Cs).all() or Cs[0] <= 0: raise ValueError(f"Cs={Cs}: expected positive finite numbers")
+    if isinstance(probe, str): probe = linear_model(probe, **kw)
+    elif kw: raise TypeError(f"select_C: {sorted(kw)} apply to a named probe ('logistic' or 'svm'); set them on the estimator")
+    key = _C_param(probe)
+    X_train, X_val, X_test = _numpy(X_train), _numpy(X_val), _numpy(X_test)
+    rows, best = [], None
+    for C in Cs:                                     # ascending: a later C must be strictly better to win
+        fitted = clone(probe).set_params(**{key: C}).fit(X_train, y_train)
+        row = dict(C=C, val_acc=fitted.score(X_val, y_val))
+        if X_test is not None: row['test_acc'] = fitted.score(X_test, y_test)
+        rows.append(row)
+        if best is None or row['val_acc'] > best[1]: best = (C, row['val_acc'], fitted)
+    return CSelection(best[0], pd.DataFrame(rows).set_index('C'), best[2])
