@@ -15,6 +15,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from reprlab.competitive import DreamComp, KrotovHopfield
 from reprlab.probes import KNNClassifier, LinearSVM, NearestCentroidClassifier, linear_model
+from reprlab.topo import TopoSparseDream
 
 
 def _estimators():
@@ -96,4 +97,33 @@ def test_pickle_keeps_predictions_and_seeds_fix_them(name, digits):
 @parametrize_with_checks([e for name, (e, _, _) in _estimators().items() if name != 'logistic'],   # a scikit-learn pipeline
                          expected_failed_checks=lambda est: getattr(est, 'expected_failed_checks', {}))
 def test_sklearn_common_checks(estimator, check):
+    check(estimator)
+
+
+def _topo():
+    "A tiny TopoSparseDream (3 x 3 grid, two epochs): the transformer case."
+    return TopoSparseDream(3, 3, excitation_radius=1, lr=0.05, sparsity=0.1, epochs=2, device='cpu', progress=False)
+
+
+def test_topo_clone_params_and_pickle(digits):
+    X, y = digits
+    est = _topo()
+    params = est.get_params()
+    twin = clone(est)
+    assert type(twin) is TopoSparseDream and twin is not est and repr(twin.get_params()) == repr(params)
+    assert twin.set_params(inhibition='surround', lr=0.02) is twin and (twin.inhibition, twin.lr) == ('surround', 0.02)
+    assert repr(est.get_params()) == repr(params) and not hasattr(est, 'W_')        # the original is untouched, unfitted
+    with pytest.raises(NotFittedError):
+        twin.transform(X[:2])
+    a = clone(est).fit(X[:400])
+    assert {'W_', 't_', 'E_', 'I_', 'K_', 'history_', 'last_change_', 'samples_seen_', 'n_features_in_'} <= set(vars(a))
+    b = pickle.loads(pickle.dumps(a))
+    assert np.array_equal(a.transform(X[400:]), b.transform(X[400:]))
+    assert np.array_equal(clone(est).fit(X[:400]).transform(X[400:]), a.transform(X[400:]))   # a refit gives the same model
+    pipe = make_pipeline(MinMaxScaler(), clone(est), linear_model('logistic')).fit(X[:400], y[:400])
+    assert pipe.score(X[400:], y[400:]) > 0.3                                   # 9 units read out linearly, well above chance
+
+
+@parametrize_with_checks([_topo()], expected_failed_checks=lambda est: getattr(est, 'expected_failed_checks', {}))
+def test_topo_sklearn_common_checks(estimator, check):
     check(estimator)
