@@ -346,13 +346,15 @@ def _actcoolr(*params, expect=0):
 
 @pytest.mark.parametrize('schedule', ['constant', 'step'])
 def test_a_run_of_one_schedule_checks_the_hopes_about_it_and_names_the_others(lab, schedule):
-    "Every declared schedule runs: hopes about schedules it did not train are named as not applicable, not left to crash."
+    "Every declared schedule runs: hopes about schedules it did not train are named as not checked, not left to crash."
     out = _actcoolr(('schedule', schedule), ('model', 'mlp'), ('epochs', '2'), ('n_train', '300'))
     assert out['status'] == 'ok' and out['metrics']['hopes_total'] == 1, out.get('error')
     run_dir = lab / 'reports' / 'actcoolr' / out['run_id']
-    assert [h['hope'] for h in json.loads((run_dir / 'hopes.json').read_text())] == [f'Layers cool bottom-to-top under {schedule}']
-    html = (run_dir / 'report.html').read_text()
-    assert f'Not applicable to this run (<code>schedule</code> = {schedule})' in html and 'hope 1 (' in html and 'hope 4 (' in html
+    hopes = json.loads((run_dir / 'hopes.json').read_text())
+    assert [h['key'] for h in hopes] == ['bottom_up'] and hopes[0]['detail'].startswith(f'under {schedule}, half-peak steps ')
+    dialog = (run_dir / 'dialog.md').read_text()
+    assert '**Not checked in this run** (3): Under 1-cycle, the mean temperature falls roughly linearly' in dialog, dialog
+    assert "ActCooLR tracks its target" in dialog.split('**Not checked in this run**')[1]
 
 
 def test_target_onecycle_trains_1cycle_first_and_follows_its_measured_temperature(lab):
