@@ -14,13 +14,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from matplotlib.figure import Figure
 import numpy as np
 import pandas as pd
 import torch
 from scipy.optimize import curve_fit
 from scipy.special import erf, erfinv
 from torch import nn
-from matplotlib.figure import Figure
 from torch.optim.lr_scheduler import LRScheduler
 from .config import tqdm
 from .plots import _fig_ax, new_figure, plot_heatmap
@@ -614,6 +614,7 @@ def plot_temperature_heatmaps(histories: dict[str, pd.DataFrame]) -> Figure:
     axes[-1].set_xlabel('step')
     return fig
 
+# %% ../nbs/12_temperature.ipynb #a310e662
 def plot_lr_curves(histories: dict[str, pd.DataFrame], ax=None) -> Figure:
     "The learning rate against the step, one line per history (log scale)."
     fig, ax = _fig_ax(ax, (4, 3.2))
