@@ -99,7 +99,7 @@ reference-actcoolr:
 reference-centroid_clustering:
 	$(CLEAR)
 	rm -f reports/reference/.store.sqlite*
-	$(REF) centroid_clustering --no-progress -p preset study -p seeds 3
+	$(REFENV) $(BIN)/reprlab sweep centroid_clustering --seeds 3 --no-progress -p preset study
 	$(REFENV) $(BIN)/reprlab sweep centroid_clustering --config nbs/experiments/centroid_clustering.sweep.yaml --no-progress
 reference-topo_sparse_dream:
 	$(CLEAR)

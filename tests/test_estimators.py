@@ -13,6 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from reprlab.centroid import CCENet, CentroidNet
 from reprlab.competitive import DreamComp, KrotovHopfield
 from reprlab.probes import KNNClassifier, LinearSVM, NearestCentroidClassifier, linear_model
 from reprlab.topo import TopoSparseDream
@@ -29,6 +30,8 @@ def _estimators():
                       {'label_lr': [0.05, 0.1]}, 0.7),
         'kh': (KrotovHopfield(30, k=3, epochs=3, batch_size=50, readout_epochs=20, readout_lr=0.03, progress=False, device='cpu'),
                {'readout_lr': [0.01, 0.03]}, 0.6),
+        'centroid_net': (CentroidNet(layers='64,32', lr=0.01, batch_size=50, epochs=10, progress=False, device='cpu'), {'lr': [0.003, 0.01]}, 0.85),
+        'cce_net': (CCENet(layers='64,32', lr=0.01, batch_size=50, epochs=10, progress=False, device='cpu'), {'lr': [0.003, 0.01]}, 0.85),
     }
 
 NAMES = list(_estimators())
