@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from fastcore.basics import patch
 from matplotlib.figure import Figure
 import numpy as np
 import pandas as pd
@@ -65,7 +66,7 @@ def temperature_of(p: float, mapping: str = 'exp2') -> float:
     if not 0 <= p < 1: raise ValueError(f"probability {p}: expected a value in [0, 1); a probability of 1 has no finite temperature")
     return -math.log1p(-p) / math.log(_base(mapping))
 
-# %% ../nbs/12_temperature.ipynb #8515b17b
+# %% ../nbs/12_temperature.ipynb #c1d57024
 def _rng_state():
     return torch.get_rng_state(), [torch.cuda.get_rng_state(i) for i in range(torch.cuda.device_count())]
 
@@ -111,35 +112,39 @@ class TemperatureMeter:
         try: yield
         finally: self._target = None
 
-    @torch.no_grad()
-    def measure(self, *inputs) -> dict[str, float]:
-        "Re-run the recorded batch (or `inputs`) after the step; P_same per layer (training state untouched)."
-        if not self.before_:
-            raise RuntimeError("nothing recorded to measure: arm() the meter before a training forward pass (train mode, "
-                               "gradients on), or run it inside recording(), then call measure() after optimizer.step()")
-        args, kwargs = (inputs, {}) if inputs else self._inputs or ((), {})
-        if not args and not kwargs: raise RuntimeError("measure() needs the batch: pass it, or arm() the meter before the forward pass")
-        buffers = {k: b.clone() for k, b in self.model.named_buffers()}
-        after = {}
-        devices = list(range(torch.cuda.device_count()))
-        with torch.random.fork_rng(devices=devices):
-            torch.set_rng_state(self._rng[0])
-            for i, s in enumerate(self._rng[1]): torch.cuda.set_rng_state(s, i)
-            self._target = after
-            try: self.model(*args, **kwargs)
-            finally: self._target = None
-        for k, b in self.model.named_buffers(): b.copy_(buffers[k])
-        before, self.before_, self._inputs = self.before_, None, None     # one measurement per recording; free the batch
-        self.n_patterns_ = {n: len(p) for n, p in after.items()}
-        return {n: float((before[n] == after[n]).all(1).double().mean()) for n in self.layers if n in after}
+# %% ../nbs/12_temperature.ipynb #be4f6d9f
+@patch
+@torch.no_grad()
+def measure(self: TemperatureMeter, *inputs) -> dict[str, float]:
+    "Re-run the recorded batch (or `inputs`) after the step; P_same per layer (training state untouched)."
+    if not self.before_:
+        raise RuntimeError("nothing recorded to measure: arm() the meter before a training forward pass (train mode, "
+                           "gradients on), or run it inside recording(), then call measure() after optimizer.step()")
+    args, kwargs = (inputs, {}) if inputs else self._inputs or ((), {})
+    if not args and not kwargs: raise RuntimeError("measure() needs the batch: pass it, or arm() the meter before the forward pass")
+    buffers = {k: b.clone() for k, b in self.model.named_buffers()}
+    after = {}
+    devices = list(range(torch.cuda.device_count()))
+    with torch.random.fork_rng(devices=devices):
+        torch.set_rng_state(self._rng[0])
+        for i, s in enumerate(self._rng[1]): torch.cuda.set_rng_state(s, i)
+        self._target = after
+        try: self.model(*args, **kwargs)
+        finally: self._target = None
+    for k, b in self.model.named_buffers(): b.copy_(buffers[k])
+    before, self.before_, self._inputs = self.before_, None, None     # one measurement per recording; free the batch
+    self.n_patterns_ = {n: len(p) for n, p in after.items()}
+    return {n: float((before[n] == after[n]).all(1).double().mean()) for n in self.layers if n in after}
 
-    def temperatures(self, p_same: dict[str, float]) -> dict[str, float]:
-        "Temperature of each layer from its P_same, in bits."
-        return {n: temperature(p, self.n_patterns_[n]) for n, p in p_same.items()}
+@patch
+def temperatures(self: TemperatureMeter, p_same: dict[str, float]) -> dict[str, float]:
+    "Temperature of each layer from its P_same, in bits."
+    return {n: temperature(p, self.n_patterns_[n]) for n, p in p_same.items()}
 
-    def remove(self):
-        "Remove the hooks."
-        for h in self._hooks: h.remove()
+@patch
+def remove(self: TemperatureMeter):
+    "Remove the hooks."
+    for h in self._hooks: h.remove()
 
 # %% ../nbs/12_temperature.ipynb #a55a962d
 def erf_model(lr, mu, sigma):
@@ -184,12 +189,21 @@ def fit_range(df: pd.DataFrame) -> pd.DataFrame:
         out[col] = dict(mu=mu, sigma=sigma, lr_half=float(np.exp(mu)), rmse=float(np.sqrt(np.mean((erf_model(lrs, mu, sigma) - p) ** 2))))
     return pd.DataFrame(out).T
 
-# %% ../nbs/12_temperature.ipynb #46e27126
+# %% ../nbs/12_temperature.ipynb #00f9985f
 _EPS = 1e-6   # probabilities are clipped to [_EPS, 1 - _EPS] before erfinv
 
 def _z(p: float) -> float:
     "The erf model's standard score of a probability: sqrt(2) erfinv(2p - 1), with p clipped."
     return math.sqrt(2) * float(erfinv(2 * min(max(p, _EPS), 1 - _EPS) - 1))
+
+def _target_points(target_curve) -> tuple[list[float], list[float]]:
+    "A `target_curve` checked and as plain lists (progress, bits), as the state_dict needs."
+    xs, Ts = (np.asarray(v, dtype=float).ravel() for v in target_curve)
+    if not (len(xs) == len(Ts) >= 1 and np.all(np.isfinite(Ts)) and np.all(Ts >= 0) and np.all(np.diff(xs) > 0)
+            and xs[0] >= 0 and xs[-1] <= 1):
+        raise ValueError(f"ActCooLR target_curve: expected (progress, temperature) points of equal length, progress rising "
+                         f"within [0, 1] and temperatures finite and >= 0, got {len(xs)} and {len(Ts)} points")
+    return xs.tolist(), Ts.tolist()
 
 class ActCooLR(LRScheduler):
     "A torch learning-rate scheduler that steers the measured activation-pattern temperature along T0 (1 - s)^gamma."
@@ -216,13 +230,7 @@ class ActCooLR(LRScheduler):
         if variant not in ('static', 'dynamic'): raise ValueError(f"variant={variant!r}: expected 'static' or 'dynamic'")
         if average not in ('probability', 'temperature'): raise ValueError(f"average={average!r}: expected 'probability' or 'temperature'")
         _base(mapping)
-        if target_curve is not None:
-            xs, Ts = (np.asarray(v, dtype=float).ravel() for v in target_curve)
-            if not (len(xs) == len(Ts) >= 1 and np.all(np.isfinite(Ts)) and np.all(Ts >= 0) and np.all(np.diff(xs) > 0)
-                    and xs[0] >= 0 and xs[-1] <= 1):
-                raise ValueError(f"ActCooLR target_curve: expected (progress, temperature) points of equal length, progress rising "
-                                 f"within [0, 1] and temperatures finite and >= 0, got {len(xs)} and {len(Ts)} points")
-            target_curve = (xs.tolist(), Ts.tolist())                            # plain numbers, as the state_dict needs
+        if target_curve is not None: target_curve = _target_points(target_curve)
         lr0 = optimizer.param_groups[0]['lr']
         if not 0 < lr0 < math.inf: raise ValueError(f"initial lr {lr0}: ActCooLR scales the lr, so it must be finite and > 0")
         if warmup >= total_steps: raise ValueError(f"ActCooLR warmup={warmup}: the warm-up must be shorter than the run ({total_steps} steps)")
@@ -236,72 +244,84 @@ class ActCooLR(LRScheduler):
         self.warm_, self.measured_, self.last_p_same_ = [], False, None
         super().__init__(optimizer, last_epoch)
 
-    def measures(self, k: int) -> bool:
-        "Whether optimizer step `k` (from 0) is measured: each warm-up step, then every `every` steps."
-        return k < self.warmup or (k - self.warmup + 1) % self.every == 0
+# %% ../nbs/12_temperature.ipynb #af798270
+@patch
+def measures(self: ActCooLR, k: int) -> bool:
+    "Whether optimizer step `k` (from 0) is measured: each warm-up step, then every `every` steps."
+    return k < self.warmup or (k - self.warmup + 1) % self.every == 0
 
-    def target_temperature(self, s: float) -> float:
-        "The target at progress s: T0 (1 - s)^gamma (T0 known after the warm-up unless given), or the interpolated `target_curve`."
-        if self.target_curve is not None: return float(np.interp(s, *self.target_curve))
-        return self.t0_ * max(0.0, 1.0 - s) ** self.gamma
+@patch
+def target_temperature(self: ActCooLR, s: float) -> float:
+    "The target at progress s: T0 (1 - s)^gamma (T0 known after the warm-up unless given), or the interpolated `target_curve`."
+    if self.target_curve is not None: return float(np.interp(s, *self.target_curve))
+    return self.t0_ * max(0.0, 1.0 - s) ** self.gamma
 
-    def _observe(self, k: int, p_same: dict[str, float]):
-        T = self.meter.temperatures(p_same)                                      # bits, per layer
-        if self.average == 'temperature': p = p_change_of(float(np.mean(list(T.values()))), self.mapping)
-        else: p = float(np.mean([p_change_of(t, self.mapping) for t in T.values()]))
-        self.last_p_same_, self.measured_, self.temperature_now_ = p_same, True, temperature_of(p, self.mapping)
-        if k < self.warmup:                                                      # average the warm-up in the averaged quantity
-            self.warm_.append(self.temperature_now_ if self.average == 'temperature' else p)
-            m = float(np.mean(self.warm_))
-            p = p_change_of(m, self.mapping) if self.average == 'temperature' else m
-        self.p_now_ = p
-        if k == self.warmup - 1 and self.t0 is None: self.t0_ = temperature_of(p, self.mapping)
+# %% ../nbs/12_temperature.ipynb #55ba43b5
+@patch
+def _observe(self: ActCooLR, k: int, p_same: dict[str, float]):
+    T = self.meter.temperatures(p_same)                                      # bits, per layer
+    if self.average == 'temperature': p = p_change_of(float(np.mean(list(T.values()))), self.mapping)
+    else: p = float(np.mean([p_change_of(t, self.mapping) for t in T.values()]))
+    self.last_p_same_, self.measured_, self.temperature_now_ = p_same, True, temperature_of(p, self.mapping)
+    if k < self.warmup:                                                      # average the warm-up in the averaged quantity
+        self.warm_.append(self.temperature_now_ if self.average == 'temperature' else p)
+        m = float(np.mean(self.warm_))
+        p = p_change_of(m, self.mapping) if self.average == 'temperature' else m
+    self.p_now_ = p
+    if k == self.warmup - 1 and self.t0 is None: self.t0_ = temperature_of(p, self.mapping)
 
-    def _model_lr(self, lr: float, p_now: float, p_target: float) -> float:
-        "The lr at which the erf model through (lr, p_now) gives p_target."
-        log_ratio = self.sigma * (_z(p_target) - _z(p_now))
-        new = lr * math.exp(min(log_ratio, 700.0))
-        if new > self.lr_max:
-            raise ValueError(f"ActCooLR: target temperature {self.target_temperature_:.3g} bits needs lr {new:.3g} > lr_max "
-                             f"{self.lr_max:g} (measured {self.temperature_now_:.3g} bits at lr {lr:.3g}): the target is too hot "
-                             "for this model; lower t0 or raise lr_max")
-        return new
+@patch
+def _model_lr(self: ActCooLR, lr: float, p_now: float, p_target: float) -> float:
+    "The lr at which the erf model through (lr, p_now) gives p_target."
+    log_ratio = self.sigma * (_z(p_target) - _z(p_now))
+    new = lr * math.exp(min(log_ratio, 700.0))
+    if new > self.lr_max:
+        raise ValueError(f"ActCooLR: target temperature {self.target_temperature_:.3g} bits needs lr {new:.3g} > lr_max "
+                         f"{self.lr_max:g} (measured {self.temperature_now_:.3g} bits at lr {lr:.3g}): the target is too hot "
+                         "for this model; lower t0 or raise lr_max")
+    return new
 
-    def _control(self, k: int, lr: float) -> float:
-        if k < self.warmup - 1: return lr                                       # warm-up: hold the initial lr
-        if self.measures(k):
-            self.target_temperature_ = self.target_temperature(min(k / self.total_steps, 1.0))
-            p_target = p_change_of(self.target_temperature_, self.mapping)
-            lr_model = self._model_lr(lr, self.p_now_, p_target)
-            if self.variant == 'static': self.lr_target_ = lr_model              # held until the next measurement
-            else:                                                                # SGD on the linear lr, never past the model's lr
-                return min(max(lr - self.meta_lr * (self.p_now_ - p_target), min(lr, lr_model)), max(lr, lr_model))
-        return lr + (self.lr_target_ - lr) / self.every if self.variant == 'static' else lr
+@patch
+def _control(self: ActCooLR, k: int, lr: float) -> float:
+    if k < self.warmup - 1: return lr                                       # warm-up: hold the initial lr
+    if self.measures(k):
+        self.target_temperature_ = self.target_temperature(min(k / self.total_steps, 1.0))
+        p_target = p_change_of(self.target_temperature_, self.mapping)
+        lr_model = self._model_lr(lr, self.p_now_, p_target)
+        if self.variant == 'static': self.lr_target_ = lr_model              # held until the next measurement
+        else:                                                                # SGD on the linear lr, never past the model's lr
+            return min(max(lr - self.meta_lr * (self.p_now_ - p_target), min(lr, lr_model)), max(lr, lr_model))
+    return lr + (self.lr_target_ - lr) / self.every if self.variant == 'static' else lr
 
-    def get_lr(self) -> list[float]:
-        "Learning rates after optimizer step `last_epoch - 1` (called by `step()`): measure when due, then control."
-        lrs, n = [g['lr'] for g in self.optimizer.param_groups], self.last_epoch
-        self.measured_ = False
-        if n > 0:
-            k, lr = n - 1, lrs[0]
-            if self.measures(k): self._observe(k, self.meter.measure())
-            new = self._control(k, lr)
-            lrs = [v * (new / lr) for v in lrs]                                  # every group scaled by the same factor
-        if self.measures(n): self.meter.arm()                                    # record the next step's forward pass
-        return lrs
+@patch
+def get_lr(self: ActCooLR) -> list[float]:
+    "Learning rates after optimizer step `last_epoch - 1` (called by `step()`): measure when due, then control."
+    lrs, n = [g['lr'] for g in self.optimizer.param_groups], self.last_epoch
+    self.measured_ = False
+    if n > 0:
+        k, lr = n - 1, lrs[0]
+        if self.measures(k): self._observe(k, self.meter.measure())
+        new = self._control(k, lr)
+        lrs = [v * (new / lr) for v in lrs]                                  # every group scaled by the same factor
+    if self.measures(n): self.meter.arm()                                    # record the next step's forward pass
+    return lrs
 
-    def state_dict(self) -> dict:
-        "Everything but the optimizer and the meter (plain numbers: `torch.load(weights_only=True)` reads it)."
-        return {k: v for k, v in self.__dict__.items() if k not in ('optimizer', 'meter')}
+# %% ../nbs/12_temperature.ipynb #b6feb6c1
+@patch
+def state_dict(self: ActCooLR) -> dict:
+    "Everything but the optimizer and the meter (plain numbers: `torch.load(weights_only=True)` reads it)."
+    return {k: v for k, v in self.__dict__.items() if k not in ('optimizer', 'meter')}
 
-    def load_state_dict(self, state: dict):
-        "Restore a `state_dict`; the meter is armed if the next step is measured."
-        self.__dict__.update({k: v for k, v in state.items() if k not in ('optimizer', 'meter', '_own_meter')})
-        if self.measures(self.last_epoch): self.meter.arm()
+@patch
+def load_state_dict(self: ActCooLR, state: dict):
+    "Restore a `state_dict`; the meter is armed if the next step is measured."
+    self.__dict__.update({k: v for k, v in state.items() if k not in ('optimizer', 'meter', '_own_meter')})
+    if self.measures(self.last_epoch): self.meter.arm()
 
-    def close(self):
-        "Remove the hooks of the meter this scheduler built."
-        if self._own_meter: self.meter.remove()
+@patch
+def close(self: ActCooLR):
+    "Remove the hooks of the meter this scheduler built."
+    if self._own_meter: self.meter.remove()
 
 # %% ../nbs/12_temperature.ipynb #08ef7f1e
 def fit_target_curve(progress, # progress s = step / total_steps of each measurement, in [0, 1]
