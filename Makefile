@@ -69,14 +69,16 @@ CLEAR = rm -rf reports/reference/$(subst reference-,,$@)
 reference-quickstart:
 	$(CLEAR)
 	$(REF) quickstart --no-progress
-# the study's four MNIST sizes, each with the study's settings for that size: 100, 400 and 1,600 neurons over 3 seeds,
-# 6,400 neurons with one seed (the study's own single run, written out in full on the lab preset)
+# the study's four MNIST sizes, each with the study's settings for that size: 100, 400 and 1,600 neurons over seeds 0, 1, 2
+# (a sweep over seeds, one run per seed), 6,400 neurons with one seed (the study's own single run, written out in full on
+# the lab preset)
 reference-dreamcomp:
 	$(CLEAR)
-	$(REF) dreamcomp --no-progress -p preset study
-	$(REF) dreamcomp --no-progress -p preset study -p kx 20 -p ky 20 -p epochs 10 -p lr 0.006 -p label_lr 0.05 -p target_acc 0.948
-	$(REF) dreamcomp --no-progress -p preset study -p kx 40 -p ky 40 -p epochs 10 -p batch_size 500 -p lr 0.008 -p label_lr 0.1 \
-	  -p target_acc 0.958
+	$(REFENV) $(BIN)/reprlab sweep dreamcomp --seeds 3 --no-progress -p preset study
+	$(REFENV) $(BIN)/reprlab sweep dreamcomp --seeds 3 --no-progress -p preset study -p kx 20 -p ky 20 -p epochs 10 -p lr 0.006 \
+	  -p label_lr 0.05 -p target_acc 0.948
+	$(REFENV) $(BIN)/reprlab sweep dreamcomp --seeds 3 --no-progress -p preset study -p kx 40 -p ky 40 -p epochs 10 -p batch_size 500 \
+	  -p lr 0.008 -p label_lr 0.1 -p target_acc 0.958
 	$(REF) dreamcomp --no-progress -p dataset mnist -p kx 80 -p ky 80 -p epochs 20 -p batch_size 500 -p recon_weight 10 \
 	  -p lr 0.006 -p label_lr 0.1 -p seed 0
 reference-kh_readout:

@@ -103,6 +103,13 @@ def test_sklearn_common_checks(estimator, check):
     check(estimator)
 
 
+def test_kh_defaults_pass_check_classifiers_train():
+    "KrotovHopfield() as constructed, with no argument, reaches the accuracy scikit-learn's classifier check asks on its blobs."
+    from sklearn.utils.estimator_checks import check_classifiers_train
+    check_classifiers_train('KrotovHopfield', KrotovHopfield())
+    check_classifiers_train('KrotovHopfield', KrotovHopfield(), readonly_memmap=True, X_dtype='float32')
+
+
 def _topo():
     "A tiny TopoSparseDream (3 x 3 grid, two epochs): the transformer case."
     return TopoSparseDream(3, 3, excitation_radius=1, lr=0.05, sparsity=0.1, epochs=2, device='cpu', progress=False)
