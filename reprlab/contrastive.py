@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from matplotlib.figure import Figure
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from torch import nn
@@ -117,40 +118,42 @@ class Augment:
         kw = {k: getattr(self, k) for k in ('crop', 'flip', 'jitter', 'shift', 'noise') if getattr(self, k)}
         return f"Augment({self.image_shape}, {', '.join(f'{k}={v}' for k, v in kw.items())})"
 
-    def __call__(self, X: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        "One random view of each row of X (B, D)."
-        B, dev = len(X), X.device
-        u = lambda: torch.rand(B, generator=generator).to(dev)          # (B,) uniform draws, on the CPU generator
-        if self.crop or self.flip or self.shift:
-            C = 1 if len(self.image_shape) == 2 else self.image_shape[0]
-            H, W = self.image_shape[-2:]
-            sx, sy = torch.ones(B, device=dev), torch.ones(B, device=dev)    # scale of the sampled window (1: whole image)
-            tx, ty = torch.zeros(B, device=dev), torch.zeros(B, device=dev)  # its centre, in [-1, 1] image coordinates
-            if self.crop:
-                area = self.crop[0] + (self.crop[1] - self.crop[0]) * u()
-                ratio = (math.log(3 / 4) + math.log(16 / 9) * u()).exp()
-                sx, sy = (area * ratio).sqrt().clamp(max=1), (area / ratio).sqrt().clamp(max=1)
-                tx, ty = (1 - sx) * (2 * u() - 1), (1 - sy) * (2 * u() - 1)     # the window stays inside the image
-            if self.shift: tx, ty = tx + 2 * self.shift * (2 * u() - 1), ty + 2 * self.shift * (2 * u() - 1)
-            if self.flip: sx = sx * torch.where(u() < 0.5, -1.0, 1.0)
-            theta = torch.zeros(B, 2, 3, device=dev, dtype=X.dtype)
-            theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = sx, tx, sy, ty
-            grid = F.affine_grid(theta, (B, C, H, W), align_corners=False)
-            # a crop window is inside the image, but its edge samples fall half a pixel beyond the edge pixels' centres:
-            # 'border' repeats the edge there; shifts alone bring in zeros (the background of digits)
-            X = F.grid_sample(X.view(B, C, H, W), grid, mode='bilinear', padding_mode='border' if self.crop else 'zeros',
-                              align_corners=False).reshape(B, -1)
-        if self.jitter:
-            img = X.view(B, 3, *self.image_shape[-2:])
-            factor = lambda: (1 + self.jitter * (2 * u() - 1)).view(B, 1, 1, 1).to(X.dtype)
-            grey = lambda im: (0.299 * im[:, 0] + 0.587 * im[:, 1] + 0.114 * im[:, 2]).unsqueeze(1)   # (B, 1, H, W)
-            img = (img * factor()).clamp(0, 1)                                                         # brightness
-            mean = grey(img).mean((2, 3), keepdim=True)
-            img = ((img - mean) * factor() + mean).clamp(0, 1)                                         # contrast
-            g = grey(img)
-            X = ((img - g) * factor() + g).clamp(0, 1).reshape(B, -1)                                  # saturation
-        if self.noise: X = (X + self.noise * torch.randn(X.shape, generator=generator).to(dev)).clamp(0, 1)
-        return X
+# %% ../nbs/15_contrastive.ipynb #2337f826
+@patch
+def __call__(self: Augment, X: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    "One random view of each row of X (B, D)."
+    B, dev = len(X), X.device
+    u = lambda: torch.rand(B, generator=generator).to(dev)          # (B,) uniform draws, on the CPU generator
+    if self.crop or self.flip or self.shift:
+        C = 1 if len(self.image_shape) == 2 else self.image_shape[0]
+        H, W = self.image_shape[-2:]
+        sx, sy = torch.ones(B, device=dev), torch.ones(B, device=dev)    # scale of the sampled window (1: whole image)
+        tx, ty = torch.zeros(B, device=dev), torch.zeros(B, device=dev)  # its centre, in [-1, 1] image coordinates
+        if self.crop:
+            area = self.crop[0] + (self.crop[1] - self.crop[0]) * u()
+            ratio = (math.log(3 / 4) + math.log(16 / 9) * u()).exp()
+            sx, sy = (area * ratio).sqrt().clamp(max=1), (area / ratio).sqrt().clamp(max=1)
+            tx, ty = (1 - sx) * (2 * u() - 1), (1 - sy) * (2 * u() - 1)     # the window stays inside the image
+        if self.shift: tx, ty = tx + 2 * self.shift * (2 * u() - 1), ty + 2 * self.shift * (2 * u() - 1)
+        if self.flip: sx = sx * torch.where(u() < 0.5, -1.0, 1.0)
+        theta = torch.zeros(B, 2, 3, device=dev, dtype=X.dtype)
+        theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = sx, tx, sy, ty
+        grid = F.affine_grid(theta, (B, C, H, W), align_corners=False)
+        # a crop window is inside the image, but its edge samples fall half a pixel beyond the edge pixels' centres:
+        # 'border' repeats the edge there; shifts alone bring in zeros (the background of digits)
+        X = F.grid_sample(X.view(B, C, H, W), grid, mode='bilinear', padding_mode='border' if self.crop else 'zeros',
+                          align_corners=False).reshape(B, -1)
+    if self.jitter:
+        img = X.view(B, 3, *self.image_shape[-2:])
+        factor = lambda: (1 + self.jitter * (2 * u() - 1)).view(B, 1, 1, 1).to(X.dtype)
+        grey = lambda im: (0.299 * im[:, 0] + 0.587 * im[:, 1] + 0.114 * im[:, 2]).unsqueeze(1)   # (B, 1, H, W)
+        img = (img * factor()).clamp(0, 1)                                                         # brightness
+        mean = grey(img).mean((2, 3), keepdim=True)
+        img = ((img - mean) * factor() + mean).clamp(0, 1)                                         # contrast
+        g = grey(img)
+        X = ((img - g) * factor() + g).clamp(0, 1).reshape(B, -1)                                  # saturation
+    if self.noise: X = (X + self.noise * torch.randn(X.shape, generator=generator).to(dev)).clamp(0, 1)
+    return X
 
 # %% ../nbs/15_contrastive.ipynb #2bd5cd5f
 CRITICS = ('logcos', 'logsim', 'dot')
@@ -199,6 +202,7 @@ def infonce_loss_sim(S: torch.Tensor, floor: float = 1e-6) -> torch.Tensor:
     neg = (S.sum(1) - S.diagonal()) / (B - 1)
     return -torch.log((S.diagonal() + floor) / (neg + floor)).mean()
 
+# %% ../nbs/15_contrastive.ipynb #109121ba
 class PairScalar(nn.Module):
     "FLO's learned scalar u(x, y): a small MLP on the two codes and their product (the lab's)."
     def __init__(self, units: int, hidden: int = 128):
@@ -248,107 +252,118 @@ class ContrastiveLearner(TransformerMixin, BaseEstimator):
 
     def __sklearn_is_fitted__(self) -> bool: return hasattr(self, 'encoder_')
 
-    def _check(self, X, name='X') -> torch.Tensor:
-        X = np.asarray(X, dtype=np.float32)
-        D = int(np.prod(self.image_shape))
-        if X.ndim < 2 or int(np.prod(X.shape[1:])) != D:
-            raise ValueError(f"{name}: expected (samples, {D}) for image_shape {tuple(self.image_shape)}, got shape {X.shape}")
-        if not np.isfinite(X).all(): raise ValueError(f"{name}: {int((~np.isfinite(X)).sum())} values are NaN or infinite")
-        return torch.as_tensor(X.reshape(len(X), D), device=self.device_)
+# %% ../nbs/15_contrastive.ipynb #17a3f9c3
+@patch
+def _check(self: ContrastiveLearner, X, name='X') -> torch.Tensor:
+    X = np.asarray(X, dtype=np.float32)
+    D = int(np.prod(self.image_shape))
+    if X.ndim < 2 or int(np.prod(X.shape[1:])) != D:
+        raise ValueError(f"{name}: expected (samples, {D}) for image_shape {tuple(self.image_shape)}, got shape {X.shape}")
+    if not np.isfinite(X).all(): raise ValueError(f"{name}: {int((~np.isfinite(X)).sum())} values are NaN or infinite")
+    return torch.as_tensor(X.reshape(len(X), D), device=self.device_)
 
-    def _build(self):
-        for name, value, allowed in (('objective', self.objective, OBJECTIVES), ('critic', self.critic, CRITICS),
-                                     ('u_head', self.u_head, U_HEADS), ('activation', self.activation, ACTIVATIONS)):
-            if value not in allowed: raise ValueError(f"{name}={value!r}: expected one of {allowed}")
-        for name, value in (('l1', self.l1), ('weight_decay', self.weight_decay)):
-            if not value >= 0: raise ValueError(f"{name}={value!r}: expected >= 0")
-        if not (isinstance(self.batch_size, (int, np.integer)) and self.batch_size >= 2):
-            raise ValueError(f"batch_size={self.batch_size!r}: contrastive learning needs at least 2 samples per batch")
-        if self.critic == 'dot' and not self.temperature > 0: raise ValueError(f"temperature={self.temperature!r}: expected > 0")
-        if self.critic != 'dot' and not self.sim_floor > 0: raise ValueError(f"sim_floor={self.sim_floor!r}: expected > 0")
-        kind = self.encoder
-        shape = tuple(self.image_shape)
-        if kind == 'auto': kind = 'conv' if len(shape) == 3 and shape[0] == 3 else 'mlp'
-        self.device_ = get_device(self.device)
-        with torch.random.fork_rng(devices=[]):                          # the seed decides the weights; global state untouched
-            torch.manual_seed(self.seed)
-            self.encoder_ = Encoder(shape, self.units, kind, self.hidden, self.width, self.top_k, self.activation).to(self.device_)
-            self.u_ = None if self.objective != 'flo' else (PairScalar if self.u_head == 'pair' else CodeScalar)(self.units).to(self.device_)
-        params = list(self.encoder_.parameters()) + (list(self.u_.parameters()) if self.u_ is not None else [])
-        self.opt_ = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
-        self.augment_ = self.augment or Augment.default(shape)
-        self.gen_ = torch.Generator().manual_seed(self.seed)              # views and shuffling
-        self.history_ = []
+@patch
+def _build(self: ContrastiveLearner):
+    for name, value, allowed in (('objective', self.objective, OBJECTIVES), ('critic', self.critic, CRITICS),
+                                 ('u_head', self.u_head, U_HEADS), ('activation', self.activation, ACTIVATIONS)):
+        if value not in allowed: raise ValueError(f"{name}={value!r}: expected one of {allowed}")
+    for name, value in (('l1', self.l1), ('weight_decay', self.weight_decay)):
+        if not value >= 0: raise ValueError(f"{name}={value!r}: expected >= 0")
+    if not (isinstance(self.batch_size, (int, np.integer)) and self.batch_size >= 2):
+        raise ValueError(f"batch_size={self.batch_size!r}: contrastive learning needs at least 2 samples per batch")
+    if self.critic == 'dot' and not self.temperature > 0: raise ValueError(f"temperature={self.temperature!r}: expected > 0")
+    if self.critic != 'dot' and not self.sim_floor > 0: raise ValueError(f"sim_floor={self.sim_floor!r}: expected > 0")
+    kind = self.encoder
+    shape = tuple(self.image_shape)
+    if kind == 'auto': kind = 'conv' if len(shape) == 3 and shape[0] == 3 else 'mlp'
+    self.device_ = get_device(self.device)
+    with torch.random.fork_rng(devices=[]):                          # the seed decides the weights; global state untouched
+        torch.manual_seed(self.seed)
+        self.encoder_ = Encoder(shape, self.units, kind, self.hidden, self.width, self.top_k, self.activation).to(self.device_)
+        self.u_ = None if self.objective != 'flo' else (PairScalar if self.u_head == 'pair' else CodeScalar)(self.units).to(self.device_)
+    params = list(self.encoder_.parameters()) + (list(self.u_.parameters()) if self.u_ is not None else [])
+    self.opt_ = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+    self.augment_ = self.augment or Augment.default(shape)
+    self.gen_ = torch.Generator().manual_seed(self.seed)              # views and shuffling
+    self.history_ = []
 
-    def _losses(self, xb):
-        za, zb = self.encoder_(self.augment_(xb, self.gen_)), self.encoder_(self.augment_(xb, self.gen_))   # (B, U) each
-        flo = self.u_ is not None
-        if self.critic == 'logsim':
-            S = similarity(za, zb)                                                                           # (B, B)
-            if flo: obj = (flo_loss_sim(S, self.u_(za, zb), self.sim_floor) + flo_loss_sim(S.T, self.u_(zb, za), self.sim_floor)) / 2
-            else: obj = (infonce_loss_sim(S, self.sim_floor) + infonce_loss_sim(S.T, self.sim_floor)) / 2
-        else:
-            g = critic_scores(za, zb, self.critic, self.temperature, self.sim_floor)                          # (B, B)
-            if flo: obj = (flo_loss(g, self.u_(za, zb)) + flo_loss(g.T, self.u_(zb, za))) / 2
-            else: obj = (infonce_loss(g) + infonce_loss(g.T)) / 2
-        l1 = (za.abs().mean() + zb.abs().mean()) / 2                                                          # mean |z| over samples and units
-        return obj + self.l1 * l1, obj, l1, (za > 0).sum(1).float().mean()
+# %% ../nbs/15_contrastive.ipynb #4b342a5d
+@patch
+def _losses(self: ContrastiveLearner, xb):
+    za, zb = self.encoder_(self.augment_(xb, self.gen_)), self.encoder_(self.augment_(xb, self.gen_))   # (B, U) each
+    flo = self.u_ is not None
+    if self.critic == 'logsim':
+        S = similarity(za, zb)                                                                           # (B, B)
+        if flo: obj = (flo_loss_sim(S, self.u_(za, zb), self.sim_floor) + flo_loss_sim(S.T, self.u_(zb, za), self.sim_floor)) / 2
+        else: obj = (infonce_loss_sim(S, self.sim_floor) + infonce_loss_sim(S.T, self.sim_floor)) / 2
+    else:
+        g = critic_scores(za, zb, self.critic, self.temperature, self.sim_floor)                          # (B, B)
+        if flo: obj = (flo_loss(g, self.u_(za, zb)) + flo_loss(g.T, self.u_(zb, za))) / 2
+        else: obj = (infonce_loss(g) + infonce_loss(g.T)) / 2
+    l1 = (za.abs().mean() + zb.abs().mean()) / 2                                                          # mean |z| over samples and units
+    return obj + self.l1 * l1, obj, l1, (za > 0).sum(1).float().mean()
 
-    def _epoch(self, X, X_eval=None, y_train=None, y_eval=None):
-        t, sums, n = time.perf_counter(), np.zeros(4), 0
-        self.encoder_.train()
-        if self.u_ is not None: self.u_.train()
-        order = torch.randperm(len(X), generator=self.gen_).to(self.device_)
-        for i in range(0, len(X) - 1, self.batch_size):
-            idx = order[i:i + self.batch_size]
-            if len(idx) < 2: continue                                    # a last batch of one has no negative
-            loss, obj, l1, active = self._losses(X[idx])
-            self.opt_.zero_grad(set_to_none=True); loss.backward(); self.opt_.step()
-            sums += [float(loss.detach()), float(obj.detach()), float(l1.detach()), float(active)]; n += 1   # sync point, once a step
-        row = dict(epoch=len(self.history_) + 1, **dict(zip(('loss', 'objective', 'l1', 'active_units'), sums / max(n, 1))))
-        check_finite(row['epoch'], lower='lr', loss=row['loss'], encoder=self.encoder_, **({'u': self.u_} if self.u_ is not None else {}))
-        row['mi_bound'] = -row['objective'] if self.objective == 'flo' else math.log(self.batch_size) - row['objective']
-        row['seconds'] = time.perf_counter() - t
-        if X_eval is not None and y_eval is not None and y_train is not None:
-            from reprlab.probes import KNNClassifier
-            knn = KNNClassifier(min(self.knn_k, len(X)), 'cosine', device=self.device_).fit(self._codes(X), y_train)
-            row['knn_eval_acc'] = knn.score(self._codes(X_eval), y_eval)
-        self.history_.append(row)
-        return row
+@patch
+def _epoch(self: ContrastiveLearner, X, X_eval=None, y_train=None, y_eval=None):
+    t, sums, n = time.perf_counter(), np.zeros(4), 0
+    self.encoder_.train()
+    if self.u_ is not None: self.u_.train()
+    order = torch.randperm(len(X), generator=self.gen_).to(self.device_)
+    for i in range(0, len(X) - 1, self.batch_size):
+        idx = order[i:i + self.batch_size]
+        if len(idx) < 2: continue                                    # a last batch of one has no negative
+        loss, obj, l1, active = self._losses(X[idx])
+        self.opt_.zero_grad(set_to_none=True); loss.backward(); self.opt_.step()
+        sums += [float(loss.detach()), float(obj.detach()), float(l1.detach()), float(active)]; n += 1   # sync point, once a step
+    row = dict(epoch=len(self.history_) + 1, **dict(zip(('loss', 'objective', 'l1', 'active_units'), sums / max(n, 1))))
+    check_finite(row['epoch'], lower='lr', loss=row['loss'], encoder=self.encoder_, **({'u': self.u_} if self.u_ is not None else {}))
+    row['mi_bound'] = -row['objective'] if self.objective == 'flo' else math.log(self.batch_size) - row['objective']
+    row['seconds'] = time.perf_counter() - t
+    if X_eval is not None and y_eval is not None and y_train is not None:
+        from reprlab.probes import KNNClassifier
+        knn = KNNClassifier(min(self.knn_k, len(X)), 'cosine', device=self.device_).fit(self._codes(X), y_train)
+        row['knn_eval_acc'] = knn.score(self._codes(X_eval), y_eval)
+    self.history_.append(row)
+    return row
 
-    def fit(self, X, y=None,              # y is used only to score the evaluation set
-            X_eval=None, y_eval=None,     # scored by kNN after every epoch when given with y
-            callback=None):               # called as callback(self, epoch) after each epoch (e.g. a LivePlot)
-        "Build the encoder from the seed and train for `epochs` epochs; `fit_seconds_` is the time it took."
-        t = time.perf_counter()
-        self._build()
-        X = self._check(X)
-        if len(X) < 2: raise ValueError(f"X: {len(X)} sample(s); contrastive learning needs at least 2")
-        Xe = self._check(X_eval, 'X_eval') if X_eval is not None else None
-        bar = tqdm(range(self.epochs), desc='contrastive', unit='epoch', disable=not self.progress, leave=False)
-        try:
-            for epoch in bar:
-                row = self._epoch(X, Xe, None if y is None else np.asarray(y), None if y_eval is None else np.asarray(y_eval))
-                bar.set_postfix({k: f'{row[k]:.3f}' for k in ('loss', 'active_units', 'knn_eval_acc') if k in row})
-                if callback is not None: callback(self, epoch)
-        finally: bar.close()
-        self.fit_seconds_ = time.perf_counter() - t
-        return self
+# %% ../nbs/15_contrastive.ipynb #2bda98b4
+@patch
+def fit(self: ContrastiveLearner, X, y=None,              # y is used only to score the evaluation set
+        X_eval=None, y_eval=None,     # scored by kNN after every epoch when given with y
+        callback=None):               # called as callback(self, epoch) after each epoch (e.g. a LivePlot)
+    "Build the encoder from the seed and train for `epochs` epochs; `fit_seconds_` is the time it took."
+    t = time.perf_counter()
+    self._build()
+    X = self._check(X)
+    if len(X) < 2: raise ValueError(f"X: {len(X)} sample(s); contrastive learning needs at least 2")
+    Xe = self._check(X_eval, 'X_eval') if X_eval is not None else None
+    bar = tqdm(range(self.epochs), desc='contrastive', unit='epoch', disable=not self.progress, leave=False)
+    try:
+        for epoch in bar:
+            row = self._epoch(X, Xe, None if y is None else np.asarray(y), None if y_eval is None else np.asarray(y_eval))
+            bar.set_postfix({k: f'{row[k]:.3f}' for k in ('loss', 'active_units', 'knn_eval_acc') if k in row})
+            if callback is not None: callback(self, epoch)
+    finally: bar.close()
+    self.fit_seconds_ = time.perf_counter() - t
+    return self
 
-    def partial_fit(self, X, y=None):
-        "One more epoch (builds the encoder first if it was never fitted)."
-        if not hasattr(self, 'encoder_'): self._build()
-        self._epoch(self._check(X)); return self
+@patch
+def partial_fit(self: ContrastiveLearner, X, y=None):
+    "One more epoch (builds the encoder first if it was never fitted)."
+    if not hasattr(self, 'encoder_'): self._build()
+    self._epoch(self._check(X)); return self
 
-    @torch.no_grad()
-    def _codes(self, X: torch.Tensor, batch: int = 4096) -> torch.Tensor:
-        self.encoder_.eval()
-        return torch.cat([self.encoder_(X[i:i + batch]) for i in range(0, len(X), batch)])
+@patch
+@torch.no_grad()
+def _codes(self: ContrastiveLearner, X: torch.Tensor, batch: int = 4096) -> torch.Tensor:
+    self.encoder_.eval()
+    return torch.cat([self.encoder_(X[i:i + batch]) for i in range(0, len(X), batch)])
 
-    def transform(self, X) -> np.ndarray:
-        "The codes of X: (samples, units), non-negative."
-        if not hasattr(self, 'encoder_'): raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
-        return self._codes(self._check(X)).cpu().numpy()
+@patch
+def transform(self: ContrastiveLearner, X) -> np.ndarray:
+    "The codes of X: (samples, units), non-negative."
+    if not hasattr(self, 'encoder_'): raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
+    return self._codes(self._check(X)).cpu().numpy()
 
 # %% ../nbs/15_contrastive.ipynb #a3323f61
 def code_name(k: int, after: bool = False) -> str:

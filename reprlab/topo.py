@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pandas as pd
 import torch
+from fastcore.basics import patch
 from matplotlib.figure import Figure
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 
@@ -167,149 +168,165 @@ class TopoSparseDream(TransformerMixin, BaseEstimator):
 
     def __sklearn_is_fitted__(self) -> bool: return hasattr(self, 'W_')
 
-    @property
-    def n_units(self) -> int: return self.kx * self.ky
-    @property
-    def weights(self) -> np.ndarray:
-        "(N, L) learned weights."
-        self._check_fitted(); return self.W_.cpu().numpy()
-    @property
-    def thresholds(self) -> np.ndarray:
-        "(N,) thresholds."
-        self._check_fitted(); return self.t_.cpu().numpy()
-
     def _check_fitted(self):
         if not hasattr(self, 'W_'): raise NotFittedError("TopoSparseDream: not trained yet; call fit or partial_fit first")
 
-    def _build(self):
-        "Check the settings; the device and the lateral kernels E_, I_ and K_ = E_ - I_."
-        for name in ('kx', 'ky', 'batch_size', 'prune_every', 'epochs'):
-            v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1: raise ValueError(f"{name}={v!r}: expected an integer >= 1")
-        if not (isinstance(self.samples_per_epoch, (int, np.integer)) and self.samples_per_epoch >= 0):
-            raise ValueError(f"samples_per_epoch={self.samples_per_epoch!r}: expected an integer >= 0 (0 takes all of X)")
-        for name in ('lr', 'homeostasis_rate', 'prec', 'init_high'):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float, np.number)) and np.isfinite(v) and v > 0): raise ValueError(f"{name}={v!r}: expected a positive number")
-        if not (isinstance(self.init_low, (int, float, np.number)) and np.isfinite(self.init_low) and 0 <= self.init_low < self.init_high):
-            raise ValueError(f"init_low={self.init_low!r}: expected 0 <= init_low < init_high={self.init_high!r}")
-        if self.prune_schedule not in PRUNE_SCHEDULES: raise ValueError(f"prune_schedule={self.prune_schedule!r}: expected one of {PRUNE_SCHEDULES}")
-        if not (isinstance(self.sparsity, (int, float, np.number)) and 0 < self.sparsity < 1):
-            raise ValueError(f"sparsity={self.sparsity!r}: expected a target activity in (0, 1)")
-        self.device_ = get_device(self.device)
-        self.E_, self.I_ = lateral_kernels(int(self.kx), int(self.ky), self.excitation_radius, self.inhibition, self.clip_edges,
-                                           self.excitation_strength, self.inhibition_strength, self.inhibition_radius)
-        self.K_ = torch.as_tensor(self.E_ - self.I_, device=self.device_)
-        return self
+# %% ../nbs/14_topo.ipynb #1ce629ad
+@patch
+def _build(self: TopoSparseDream):
+    "Check the settings; the device and the lateral kernels E_, I_ and K_ = E_ - I_."
+    for name in ('kx', 'ky', 'batch_size', 'prune_every', 'epochs'):
+        v = getattr(self, name)
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1: raise ValueError(f"{name}={v!r}: expected an integer >= 1")
+    if not (isinstance(self.samples_per_epoch, (int, np.integer)) and self.samples_per_epoch >= 0):
+        raise ValueError(f"samples_per_epoch={self.samples_per_epoch!r}: expected an integer >= 0 (0 takes all of X)")
+    for name in ('lr', 'homeostasis_rate', 'prec', 'init_high'):
+        v = getattr(self, name)
+        if not (isinstance(v, (int, float, np.number)) and np.isfinite(v) and v > 0): raise ValueError(f"{name}={v!r}: expected a positive number")
+    if not (isinstance(self.init_low, (int, float, np.number)) and np.isfinite(self.init_low) and 0 <= self.init_low < self.init_high):
+        raise ValueError(f"init_low={self.init_low!r}: expected 0 <= init_low < init_high={self.init_high!r}")
+    if self.prune_schedule not in PRUNE_SCHEDULES: raise ValueError(f"prune_schedule={self.prune_schedule!r}: expected one of {PRUNE_SCHEDULES}")
+    if not (isinstance(self.sparsity, (int, float, np.number)) and 0 < self.sparsity < 1):
+        raise ValueError(f"sparsity={self.sparsity!r}: expected a target activity in (0, 1)")
+    self.device_ = get_device(self.device)
+    self.E_, self.I_ = lateral_kernels(int(self.kx), int(self.ky), self.excitation_radius, self.inhibition, self.clip_edges,
+                                       self.excitation_strength, self.inhibition_strength, self.inhibition_radius)
+    self.K_ = torch.as_tensor(self.E_ - self.I_, device=self.device_)
+    return self
 
-    def _input(self, X, name: str = 'X', reset: bool = False) -> torch.Tensor:
-        "X checked (2-d, finite, non-negative, the training width) as float32 on the device; tensors stay where they are."
-        if getattr(X, 'ndim', 2) != 2 and hasattr(X, 'shape'):
-            raise ValueError(f"{name}: expected a (samples, features) matrix, got shape {tuple(X.shape)}. Reshape your data with "
-                             f"X.reshape(1, -1) for one sample")
-        if torch.is_tensor(X):                      # the benchmark's path: no round trip through the CPU
-            if not reset and X.shape[1] != self.n_features_in_:
-                raise ValueError(f"{name} has {X.shape[1]} features, but TopoSparseDream is expecting {self.n_features_in_} features as input")
-            if not torch.isfinite(X.sum()) and not torch.isfinite(X).all(): raise ValueError(f"{name}: contains NaN or infinite values")
-            if reset: self.n_features_in_ = X.shape[1]
-            X = X.to(self.device_, torch.float32)
-        else:
-            X = _torch(_validate_X(self, X, reset=reset, dtype=np.float32), self.device_, torch.float32)
-        if X.numel() and float(X.min()) < 0:        # one pass, a sync point: the rule needs intensities
-            raise ValueError(f"Negative values in data passed to TopoSparseDream ({name}): the multiplicative rule learns from "
-                             f"non-negative inputs such as pixel intensities; shift or rescale X to [0, 1]")
-        return X
+@patch
+def _input(self: TopoSparseDream, X, name: str = 'X', reset: bool = False) -> torch.Tensor:
+    "X checked (2-d, finite, non-negative, the training width) as float32 on the device; tensors stay where they are."
+    if getattr(X, 'ndim', 2) != 2 and hasattr(X, 'shape'):
+        raise ValueError(f"{name}: expected a (samples, features) matrix, got shape {tuple(X.shape)}. Reshape your data with "
+                         f"X.reshape(1, -1) for one sample")
+    if torch.is_tensor(X):                      # the benchmark's path: no round trip through the CPU
+        if not reset and X.shape[1] != self.n_features_in_:
+            raise ValueError(f"{name} has {X.shape[1]} features, but TopoSparseDream is expecting {self.n_features_in_} features as input")
+        if not torch.isfinite(X.sum()) and not torch.isfinite(X).all(): raise ValueError(f"{name}: contains NaN or infinite values")
+        if reset: self.n_features_in_ = X.shape[1]
+        X = X.to(self.device_, torch.float32)
+    else:
+        X = _torch(_validate_X(self, X, reset=reset, dtype=np.float32), self.device_, torch.float32)
+    if X.numel() and float(X.min()) < 0:        # one pass, a sync point: the rule needs intensities
+        raise ValueError(f"Negative values in data passed to TopoSparseDream ({name}): the multiplicative rule learns from "
+                         f"non-negative inputs such as pixel intensities; shift or rescale X to [0, 1]")
+    return X
 
-    def init_weights(self, n_features: int) -> TopoSparseDream:
-        "Check the settings, then fresh weights uniform in [init_low, init_high) from the seed, zero thresholds, nothing seen."
-        return self._build()._init(n_features)
+# %% ../nbs/14_topo.ipynb #0a895299
+@patch
+def init_weights(self: TopoSparseDream, n_features: int) -> TopoSparseDream:
+    "Check the settings, then fresh weights uniform in [init_low, init_high) from the seed, zero thresholds, nothing seen."
+    return self._build()._init(n_features)
 
-    def _init(self, n_features: int) -> TopoSparseDream:
-        U = torch.rand(self.n_units, n_features, generator=torch.Generator().manual_seed(self.seed))
-        self.W_ = (self.init_low + (self.init_high - self.init_low) * U).to(self.device_)
-        self.t_ = torch.zeros(self.n_units, device=self.device_)
-        self.n_features_in_, self.samples_seen_, self.history_ = n_features, 0, []
-        return self
+@patch
+def _init(self: TopoSparseDream, n_features: int) -> TopoSparseDream:
+    U = torch.rand(self.n_units, n_features, generator=torch.Generator().manual_seed(self.seed))
+    self.W_ = (self.init_low + (self.init_high - self.init_low) * U).to(self.device_)
+    self.t_ = torch.zeros(self.n_units, device=self.device_)
+    self.n_features_in_, self.samples_seen_, self.history_ = n_features, 0, []
+    return self
 
-    def partial_fit(self, X, y=None, progress=None) -> TopoSparseDream:
-        "One pass over X in the given order (minibatches of batch_size); fresh weights first when not fitted yet."
-        if not hasattr(self, 'W_'):
-            self._build(); X = self._input(X, reset=True); self._init(X.shape[1])
-        else: X = self._input(X)
-        self._learn(X, progress)
-        check_finite(f'the pass ending at sample {self.samples_seen_}', lower='lr', weights=self.W_, thresholds=self.t_)
-        return self
+@patch
+def partial_fit(self: TopoSparseDream, X, y=None, progress=None) -> TopoSparseDream:
+    "One pass over X in the given order (minibatches of batch_size); fresh weights first when not fitted yet."
+    if not hasattr(self, 'W_'):
+        self._build(); X = self._input(X, reset=True); self._init(X.shape[1])
+    else: X = self._input(X)
+    self._learn(X, progress)
+    check_finite(f'the pass ending at sample {self.samples_seen_}', lower='lr', weights=self.W_, thresholds=self.t_)
+    return self
 
-    def _learn(self, X: torch.Tensor, progress=None, where: str = '') -> TopoSparseDream:
-        B, P, total = self.batch_size, self.prune_every, torch.zeros(self.n_units, dtype=torch.float64, device=self.device_)
-        for i in range(0, len(X), B):
-            O = topo_step(self.W_, self.t_, X[i:i + B], self.K_, self.lr, self.homeostasis_rate, self.sparsity, self.prec)
-            total += O.sum(0)
-            before, self.samples_seen_ = self.samples_seen_, self.samples_seen_ + len(O)
-            if self.prune_schedule == 'running': prune = self.samples_seen_ // P > before // P
-            else: prune = (i + len(O) - 1) // P > (i - 1) // P              # this minibatch holds a position i of the pass with i % P == 0
-            if prune:
-                torch.nn.functional.threshold_(self.W_, self.prec, 0.0)   # weights below prec (up to equality) set to 0, one pass
-                w_sum, t_sum = float(self.W_.sum()), float(self.t_.sum())   # NaN or inf anywhere shows in the sums
-                if not (np.isfinite(w_sum) and np.isfinite(t_sum)):
-                    raise DivergedError(f"diverged: weights or thresholds are no longer finite by sample {self.samples_seen_}{where} "
-                                        f"(lr={self.lr}, homeostasis_rate={self.homeostasis_rate}, batch_size={B}); lower lr")
-                if w_sum == 0:                                               # weights are never negative: a zero sum means all zero
-                    raise DivergedError(f"diverged: the weights collapsed by sample {self.samples_seen_}{where}: every weight fell below "
-                                        f"prec={self.prec} and was pruned (lr={self.lr}); lower lr")
-            if progress is not None: progress.update(len(O))
-        self._last_activity = (total / max(len(X), 1)).float().cpu().numpy()
-        return self
+@patch
+def _learn(self: TopoSparseDream, X: torch.Tensor, progress=None, where: str = '') -> TopoSparseDream:
+    B, P, total = self.batch_size, self.prune_every, torch.zeros(self.n_units, dtype=torch.float64, device=self.device_)
+    for i in range(0, len(X), B):
+        O = topo_step(self.W_, self.t_, X[i:i + B], self.K_, self.lr, self.homeostasis_rate, self.sparsity, self.prec)
+        total += O.sum(0)
+        before, self.samples_seen_ = self.samples_seen_, self.samples_seen_ + len(O)
+        if self.prune_schedule == 'running': prune = self.samples_seen_ // P > before // P
+        else: prune = (i + len(O) - 1) // P > (i - 1) // P              # this minibatch holds a position i of the pass with i % P == 0
+        if prune:
+            torch.nn.functional.threshold_(self.W_, self.prec, 0.0)   # weights below prec (up to equality) set to 0, one pass
+            w_sum, t_sum = float(self.W_.sum()), float(self.t_.sum())   # NaN or inf anywhere shows in the sums
+            if not (np.isfinite(w_sum) and np.isfinite(t_sum)):
+                raise DivergedError(f"diverged: weights or thresholds are no longer finite by sample {self.samples_seen_}{where} "
+                                    f"(lr={self.lr}, homeostasis_rate={self.homeostasis_rate}, batch_size={B}); lower lr")
+            if w_sum == 0:                                               # weights are never negative: a zero sum means all zero
+                raise DivergedError(f"diverged: the weights collapsed by sample {self.samples_seen_}{where}: every weight fell below "
+                                    f"prec={self.prec} and was pruned (lr={self.lr}); lower lr")
+        if progress is not None: progress.update(len(O))
+    self._last_activity = (total / max(len(X), 1)).float().cpu().numpy()
+    return self
 
-    def fit(self, X, y=None,               # y is ignored: the layer learns without labels
-            X_eval=None,                   # held-out inputs: reconstruction MSE after each epoch
-            callback=None,                 # called as callback(model, epoch) after each epoch
-           ) -> TopoSparseDream:
-        "Fresh weights from the seed, then `epochs` epochs, each a fresh seeded draw of the samples; one row per epoch in `history_`."
-        self._build()
-        X = self._input(X, reset=True)
-        n = min(self.samples_per_epoch, len(X)) if self.samples_per_epoch else len(X)
-        X_eval = self._input(X_eval, 'X_eval') if X_eval is not None else None
-        self._init(X.shape[1])
-        rng = np.random.default_rng(self.seed)
-        bar = tqdm(total=self.epochs * n, desc='topo', unit='sample', disable=not self.progress, leave=False)
-        try:
-            for epoch in range(self.epochs):
-                order = torch.as_tensor(rng.permutation(len(X))[:n], device=self.device_)
-                W0, t0 = self.W_.clone(), time.perf_counter()
-                self._learn(X[order], progress=bar, where=f' (epoch {epoch + 1})')
-                if self.device_.type == 'cuda': torch.cuda.synchronize()
-                dt = time.perf_counter() - t0
-                check_finite(epoch + 1, lower='lr', weights=self.W_, thresholds=self.t_)
-                # how far each neuron's weights moved in this epoch, relative to their size at its start: (N,)
-                self.last_change_ = ((self.W_ - W0).norm(dim=1) / W0.norm(dim=1).clamp_min(1e-12)).cpu().numpy()
-                row = dict(epoch=epoch + 1, samples=n, seconds=dt, samples_per_second=n / dt,
-                           mean_activity=float(self._last_activity.mean()), threshold_mean=float(self.t_.mean()),
-                           zero_weights=float((self.W_ == 0).float().mean()))
-                if X_eval is not None: row['eval_mse'] = self.mse(X_eval)
-                self.history_.append(row)
-                if callback is not None: callback(self, epoch)
-        finally: bar.close()
-        return self
+# %% ../nbs/14_topo.ipynb #82febf04
+@patch
+def fit(self: TopoSparseDream, X, y=None,               # y is ignored: the layer learns without labels
+        X_eval=None,                   # held-out inputs: reconstruction MSE after each epoch
+        callback=None,                 # called as callback(model, epoch) after each epoch
+       ) -> TopoSparseDream:
+    "Fresh weights from the seed, then `epochs` epochs, each a fresh seeded draw of the samples; one row per epoch in `history_`."
+    self._build()
+    X = self._input(X, reset=True)
+    n = min(self.samples_per_epoch, len(X)) if self.samples_per_epoch else len(X)
+    X_eval = self._input(X_eval, 'X_eval') if X_eval is not None else None
+    self._init(X.shape[1])
+    rng = np.random.default_rng(self.seed)
+    bar = tqdm(total=self.epochs * n, desc='topo', unit='sample', disable=not self.progress, leave=False)
+    try:
+        for epoch in range(self.epochs):
+            order = torch.as_tensor(rng.permutation(len(X))[:n], device=self.device_)
+            W0, t0 = self.W_.clone(), time.perf_counter()
+            self._learn(X[order], progress=bar, where=f' (epoch {epoch + 1})')
+            if self.device_.type == 'cuda': torch.cuda.synchronize()
+            dt = time.perf_counter() - t0
+            check_finite(epoch + 1, lower='lr', weights=self.W_, thresholds=self.t_)
+            # how far each neuron's weights moved in this epoch, relative to their size at its start: (N,)
+            self.last_change_ = ((self.W_ - W0).norm(dim=1) / W0.norm(dim=1).clamp_min(1e-12)).cpu().numpy()
+            row = dict(epoch=epoch + 1, samples=n, seconds=dt, samples_per_second=n / dt,
+                       mean_activity=float(self._last_activity.mean()), threshold_mean=float(self.t_.mean()),
+                       zero_weights=float((self.W_ == 0).float().mean()))
+            if X_eval is not None: row['eval_mse'] = self.mse(X_eval)
+            self.history_.append(row)
+            if callback is not None: callback(self, epoch)
+    finally: bar.close()
+    return self
 
-    @torch.no_grad()
-    def transform(self, X, batch: int = 4096) -> np.ndarray:
-        "Activity O (samples, N) of each input, with the current weights and thresholds (no learning)."
-        self._check_fitted(); X = self._input(X)
-        out = []
-        for i in range(0, len(X), batch):
-            A = torch.addmm(self.t_, X[i:i + batch], self.W_.T, beta=-1)
-            out.append(torch.sigmoid(torch.addmm(A, torch.sigmoid(A), self.K_.T)).cpu())
-        return torch.cat(out).numpy()
+# %% ../nbs/14_topo.ipynb #e7992d01
+@patch(as_prop=True)
+def n_units(self: TopoSparseDream) -> int: return self.kx * self.ky
 
-    def reconstruct(self, X) -> np.ndarray:
-        "Reconstructions O W (samples, L)."
-        return self.transform(X) @ self.weights
+@patch(as_prop=True)
+def weights(self: TopoSparseDream) -> np.ndarray:
+    "(N, L) learned weights."
+    self._check_fitted(); return self.W_.cpu().numpy()
 
-    def mse(self, X) -> float:
-        "Mean squared reconstruction error per input value."
-        X = np.asarray(X.cpu() if torch.is_tensor(X) else X, dtype=np.float32)
-        return float(((X - self.reconstruct(X)) ** 2).mean())
+@patch(as_prop=True)
+def thresholds(self: TopoSparseDream) -> np.ndarray:
+    "(N,) thresholds."
+    self._check_fitted(); return self.t_.cpu().numpy()
+
+@patch
+@torch.no_grad()
+def transform(self: TopoSparseDream, X, batch: int = 4096) -> np.ndarray:
+    "Activity O (samples, N) of each input, with the current weights and thresholds (no learning)."
+    self._check_fitted(); X = self._input(X)
+    out = []
+    for i in range(0, len(X), batch):
+        A = torch.addmm(self.t_, X[i:i + batch], self.W_.T, beta=-1)
+        out.append(torch.sigmoid(torch.addmm(A, torch.sigmoid(A), self.K_.T)).cpu())
+    return torch.cat(out).numpy()
+
+@patch
+def reconstruct(self: TopoSparseDream, X) -> np.ndarray:
+    "Reconstructions O W (samples, L)."
+    return self.transform(X) @ self.weights
+
+@patch
+def mse(self: TopoSparseDream, X) -> float:
+    "Mean squared reconstruction error per input value."
+    X = np.asarray(X.cpu() if torch.is_tensor(X) else X, dtype=np.float32)
+    return float(((X - self.reconstruct(X)) ** 2).mean())
 
 # %% ../nbs/14_topo.ipynb #d067bff7
 def fit_numpy(W: np.ndarray, t: np.ndarray,  # (N, L) weights and (N,) thresholds, float64, updated in place
