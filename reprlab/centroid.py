@@ -9,22 +9,29 @@ from __future__ import annotations
 
 import copy
 import math
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from matplotlib.figure import Figure
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.metrics import f1_score
 from torch import nn
 from .config import tqdm
 
 from .config import get_device
+from .plots import LivePlot, new_figure, plot_bars
+from .probes import NotFittedError, _check_fitted, _numpy, _torch, _validate_X, _validate_Xy
 from .report import check_finite
 from .track import Tracker, activation_norm
 
 # %% auto #0
-__all__ = ['cosine_distance', 'class_means', 'centroid_loss', 'parse_layers', 'mlp', 'weighted_f1', 'CentroidNet', 'CCENet',
-           'embed_2d', 'plot_latent']
+__all__ = ['NET_NAMES', 'cosine_distance', 'class_means', 'centroid_loss', 'parse_layers', 'mlp', 'weighted_f1', 'CentroidNet',
+           'CCENet', 'embed_2d', 'plot_latent', 'fit_nets', 'plot_comparison', 'plot_accuracy', 'plot_norms',
+           'plot_centroid_movement', 'plot_latents']
 
 # %% ../nbs/13_centroid.ipynb #362a2425
 def cosine_distance(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
@@ -74,155 +81,183 @@ def mlp(n_features: int, layers, slope: float = 0.1) -> nn.Sequential:
     for s in parse_layers(layers): mods += [nn.Linear(d, s), nn.LeakyReLU(slope)]; d = s
     return nn.Sequential(*mods)
 
-# %% ../nbs/13_centroid.ipynb #18041bb8
+# %% ../nbs/13_centroid.ipynb #a1b67d57
 def weighted_f1(y_true, y_pred, n_classes: int) -> float:
     "F1 of each class 0..n_classes-1 averaged with the class frequencies of y_true as weights (scikit-learn's 'weighted')."
     return float(f1_score(np.asarray(y_true), np.asarray(y_pred), labels=np.arange(n_classes), average='weighted', zero_division=0))
 
-class _LatentNet:
-    "Shared training loop of CentroidNet and CCENet."
-    def __init__(self, n_features: int, n_classes: int,
-                 layers='2048,128,4096',      # hidden layer sizes; h is the last one
+def _check_settings(net):
+    "The settings `fit` needs, checked when it starts (scikit-learn: nothing is checked in `__init__`)."
+    for name in ('epochs', 'batch_size'):
+        v = getattr(net, name)
+        if not (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1): raise ValueError(f"{name}={v!r}: expected a positive int")
+    if not (np.isfinite(net.lr) and net.lr > 0): raise ValueError(f"lr={net.lr!r}: expected a positive finite number")
+    if not net.weight_decay >= 0: raise ValueError(f"weight_decay={net.weight_decay!r}: expected a number >= 0")
+
+def _class_index(classes: np.ndarray, y, name: str, device) -> torch.Tensor:
+    "Labels as indices into classes (sorted); a label the training split lacks is refused."
+    y = np.asarray(_numpy(y)); idx = np.searchsorted(classes, y)
+    bad = (idx >= len(classes)) | (classes[np.minimum(idx, len(classes) - 1)] != y)
+    if bad.any(): raise ValueError(f"{name}: labels {sorted(set(y[bad].tolist()))[:5]} do not occur in the training labels {classes.tolist()[:10]}")
+    return torch.as_tensor(idx, device=device)
+
+def _net_input(net, X) -> torch.Tensor:
+    "X checked against the training features, as float32 on the net's device: (n, n_features_in_)."
+    return _torch(_validate_X(net, X, dtype=np.float32, ensure_min_samples=0), net.device_, torch.float32)
+
+def _train_epoch(net, Xt: torch.Tensor, yt: torch.Tensor, opt, gen: torch.Generator) -> torch.Tensor:
+    "One pass over (Xt, yt) in minibatches reshuffled by gen, the tracker fed each step; the step losses (steps,)."
+    net.net_.train()
+    order, losses = torch.randperm(len(Xt), generator=gen).to(Xt.device), []
+    for i in range(0, len(Xt), net.batch_size):
+        idx = order[i:i + net.batch_size]
+        terms = net._loss(Xt[idx], yt[idx])
+        opt.zero_grad(set_to_none=True)
+        terms['loss'].backward()
+        net.tracker_.step(**terms)
+        opt.step()
+        losses.append(terms['loss'].detach())
+    return torch.stack(losses)
+
+def _split_scores(net, split: str, H: torch.Tensor, y: torch.Tensor) -> dict:
+    "Accuracy and weighted F1 of a split from its representation H and class indices y."
+    pred, y = net._predict_h(H), y.cpu().numpy()
+    return {f'{split}_acc': float((pred == y).mean()), f'{split}_f1': weighted_f1(y, pred, len(net.classes_))}
+
+def _epoch_row(net, epoch: int, Htr: torch.Tensor, yt: torch.Tensor, evals: dict) -> dict:
+    "The epoch's row: the training split's class means become `centroids_` (their movement tracked), then norms and scores per split."
+    _, net.centroids_ = class_means(Htr, yt, len(net.classes_))      # every class occurs: classes_ come from y
+    net.tracker_.moved('centroid', net.centroids_)
+    values = {'act_norm_train': activation_norm(Htr), **_split_scores(net, 'train', Htr, yt)}
+    for name, (X, y) in evals.items():
+        H = net._h(X)
+        if name == 'val': values['act_norm_val'] = activation_norm(H)
+        values.update(_split_scores(net, name, H, y))
+    return net.tracker_.end_epoch(epoch, **values)
+
+# %% ../nbs/13_centroid.ipynb #71714458
+class _LatentNet(ClassifierMixin, TransformerMixin, BaseEstimator):
+    "Shared training loop of CentroidNet and CCENet: the network is built in `fit`; learned state ends in `_`."
+    def __sklearn_is_fitted__(self) -> bool: return hasattr(self, 'centroids_')
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__(); tags.transformer_tags.preserves_dtype = ['float32']; return tags   # h is float32
+
+    def fit(self, X, y,
+            eval_sets: dict | None = None,    # name -> (X, y) scored after every epoch, e.g. {'val': ..., 'test': ...}
+            callback=None):                   # called as callback(self, epoch) after each epoch (e.g. a LivePlot)
+        "Build the network and train it for `epochs` epochs, one tracked row per epoch; raises DivergedError on non-finite or huge numbers."
+        for attr in ('centroids_', 'best_epoch_'): self.__dict__.pop(attr, None)   # nothing left from an earlier fit
+        X, y = _validate_Xy(self, X, y, dtype=np.float32)
+        _check_settings(self)
+        self.device_, self.layers_, self.classes_ = get_device(self.device), parse_layers(self.layers), np.unique(y)
+        with torch.random.fork_rng(devices=[]):                          # the seed fixes the initial weights, global state untouched
+            torch.manual_seed(self.seed)
+            self.net_ = self._build(X.shape[1]).to(self.device_)
+        Xt, yt = _torch(X, self.device_, torch.float32), _class_index(self.classes_, y, 'y', self.device_)
+        evals = {k: (_net_input(self, v[0]), _class_index(self.classes_, v[1], f'eval_sets[{k!r}]', self.device_)) for k, v in (eval_sets or {}).items() if len(v[1])}
+        if self.keep_best and 'val' not in evals: raise ValueError("keep_best=True: fit needs eval_sets with a non-empty 'val' split")
+        opt = torch.optim.Adam(self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        gen = torch.Generator().manual_seed(self.seed)
+        self.tracker_, self.n_iter_, best = Tracker(self.net_), 0, None    # best: (val F1, epoch, weights, centroids)
+        bar = tqdm(range(1, self.epochs + 1), desc=type(self).__name__, unit='epoch', disable=not self.progress, leave=False)
+        for epoch in bar:
+            losses = _train_epoch(self, Xt, yt, opt, gen)
+            Htr = self._h(Xt)                                            # (N, d): h of the training split after this epoch
+            check_finite(epoch, lower='lr', loss=losses, weights=self.net_, h=Htr)
+            self.n_iter_ = epoch
+            row = _epoch_row(self, epoch, Htr, yt, evals)
+            if 'val_f1' in row and (best is None or row['val_f1'] > best[0]):   # a copy of the weights per improvement: cheap
+                best = (row['val_f1'], epoch, copy.deepcopy(self.net_.state_dict()) if self.keep_best else None, self.centroids_)
+            bar.set_postfix(loss=f"{row['loss']:.4f}", **{k: f'{v:.3f}' for k, v in row.items() if k.endswith('_acc')})
+            if callback is not None: callback(self, epoch)
+        if best is not None: self.best_epoch_ = best[1]
+        if self.keep_best: self.net_.load_state_dict(best[2]); self.centroids_ = best[3]
+        return self
+
+    @torch.no_grad()
+    def _h(self, X: torch.Tensor, batch: int = 2048) -> torch.Tensor:
+        "h (n, d) of checked inputs, in batches, on the device."
+        self.net_.eval()
+        return torch.cat([self.net_[0](X[i:i + batch]) for i in range(0, len(X), batch)]) if len(X) else X.new_zeros((0, self.layers_[-1]))
+
+    def transform(self, X) -> np.ndarray:
+        "The representation h (last hidden layer) of X: (n, d)."
+        _check_fitted(self, 'centroids_'); return self._h(_net_input(self, X)).cpu().numpy()
+
+    def predict(self, X) -> np.ndarray:
+        "Predicted class of each row of X."
+        _check_fitted(self, 'centroids_'); return self._labels(self._predict_h(self._h(_net_input(self, X))))
+
+    def _labels(self, idx: np.ndarray) -> np.ndarray: return self.classes_[idx]
+
+    @property
+    def history_(self) -> pd.DataFrame:
+        "The per-epoch tracking table, indexed by epoch (the epochs before a divergence included)."
+        return self.tracker_.table
+
+# %% ../nbs/13_centroid.ipynb #f0ae1916
+class CentroidNet(_LatentNet):
+    "An MLP with no output layer, trained with the centroid attraction/repulsion loss; predicts the nearest centroid."
+    def __init__(self,
+                 layers='2048,128,4096',      # hidden layer sizes ('2048,128,4096' or a list); h is the last one
                  slope: float = 0.1,          # LeakyReLU negative slope
                  lr: float = 1e-3,            # Adam learning rate
                  batch_size: int = 100,       # samples per step; the training split's size gives full-batch training
+                 epochs: int = 10,            # passes over the training split in `fit`
+                 lam1: float = 1.0,           # attraction weight
+                 lam2: float = 1.0,           # repulsion weight
+                 lam3: float = 0.0,           # centroid spread weight
+                 centroid_grad: bool = True,  # let gradients flow through the batch centroids
+                 keep_best: bool = False,     # end with the weights of the epoch with the best validation weighted F1
                  weight_decay: float = 0.0,   # Adam weight decay
                  device=None,                 # None: settings (CUDA when present)
-                 seed: int = 0):
-        self.n_features, self.n_classes, self.layers = n_features, n_classes, parse_layers(layers)
-        self.lr, self.batch_size, self.weight_decay, self.seed = lr, batch_size, weight_decay, seed
-        self.device = get_device(device)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.body = mlp(n_features, self.layers, slope)
-            self.head = nn.Linear(self.layers[-1], n_classes) if self._has_head else None
-        self.model = nn.Sequential(self.body, *([self.head] if self.head is not None else [])).to(self.device)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=lr, weight_decay=weight_decay)
-        self.tracker = Tracker(self.model)
-        self._gen = torch.Generator().manual_seed(seed)
-        self.epochs_done = 0
+                 seed: int = 0,               # initial weights and shuffling
+                 progress: bool = True):      # a tqdm bar over epochs
+        self.layers, self.slope, self.lr, self.batch_size, self.epochs = layers, slope, lr, batch_size, epochs
+        self.lam1, self.lam2, self.lam3, self.centroid_grad, self.keep_best = lam1, lam2, lam3, centroid_grad, keep_best
+        self.weight_decay, self.device, self.seed, self.progress = weight_decay, device, seed, progress
 
-    _has_head = False
-    def _tensor(self, X): return torch.as_tensor(np.asarray(X), dtype=torch.float32, device=self.device)
-
-    @torch.no_grad()
-    def transform(self, X, batch: int = 2048) -> torch.Tensor:
-        "The representation h (last hidden layer) of X, as a tensor on the model's device."
-        X = self._tensor(X); self.model.eval()
-        return torch.cat([self.body(X[i:i + batch]) for i in range(0, len(X), batch)]) if len(X) else X.new_zeros((0, self.layers[-1]))
-
-    def predict(self, X) -> np.ndarray:
-        "Class indices predicted for X."
-        return self._predict_h(self.transform(X))
-
-    def score(self, X, y) -> float:
-        "Accuracy of predict on (X, y)."
-        return float((self.predict(X) == np.asarray(y)).mean())
-
-    def fit(self, X, y,                       # training split
-            epochs: int = 10,
-            eval_sets: dict | None = None,    # name -> (X, y), e.g. {'val': ..., 'test': ...}, scored every epoch
-            progress: bool = True,            # a tqdm bar over epochs
-            callback=None,                    # called as callback(self, epoch) after each epoch (e.g. a LivePlot)
-            keep_best: bool = False):         # end with the weights of the epoch with the best validation weighted F1
-        "Train for `epochs` more epochs, tracking one row per epoch; raises DivergedError on non-finite or huge numbers."
-        Xt, yt = self._tensor(X), torch.as_tensor(np.asarray(y), dtype=torch.long, device=self.device)
-        if len(Xt) != len(yt): raise ValueError(f"fit: X has {len(Xt)} rows but y has {len(yt)} labels")
-        if Xt.shape[1] != self.n_features: raise ValueError(f"fit: X has {Xt.shape[1]} features, the network expects {self.n_features}")
-        if yt.min() < 0 or yt.max() >= self.n_classes: raise ValueError(f"fit: labels must lie in 0..{self.n_classes - 1}")
-        eval_sets = {k: (v[0], np.asarray(v[1])) for k, v in (eval_sets or {}).items() if len(v[1])}
-        if keep_best and 'val' not in eval_sets: raise ValueError("fit(keep_best=True): eval_sets needs a non-empty 'val' split")
-        best = None                               # (val F1, epoch, weights, centroids) of the best epoch so far
-        bar = tqdm(range(epochs), desc=type(self).__name__, unit='epoch', disable=not progress, leave=False)
-        for _ in bar:
-            self.model.train()
-            order = torch.randperm(len(Xt), generator=self._gen).to(self.device)
-            losses = []
-            for i in range(0, len(Xt), self.batch_size):
-                idx = order[i:i + self.batch_size]
-                terms = self._loss(Xt[idx], yt[idx])
-                self.opt.zero_grad(set_to_none=True)
-                terms['loss'].backward()
-                self.tracker.step(**terms)
-                self.opt.step()
-                losses.append(terms['loss'].detach())
-            Htr = self.transform(Xt)                                     # (N, d): h of the training split after this epoch
-            check_finite(self.epochs_done + 1, lower='lr', loss=torch.stack(losses), weights=self.model, h=Htr)
-            self.epochs_done += 1
-            row = self._evaluate(Htr, yt, eval_sets)
-            if 'val_f1' in row and (best is None or row['val_f1'] > best[0]):
-                best = (row['val_f1'], self.epochs_done, copy.deepcopy(self.model.state_dict()) if keep_best else None, self.centroids_)
-            bar.set_postfix(loss=f"{row['loss']:.4f}", **{k: f'{v:.3f}' for k, v in row.items() if k.endswith('_acc')})
-            if callback is not None: callback(self, self.epochs_done)
-        if best is not None: self.best_epoch_ = best[1]
-        if keep_best and best is not None:                               # a copy of 3.6M floats per improvement: cheap
-            self.model.load_state_dict(best[2]); self.centroids_ = best[3]
-        return self
-
-    def _scores(self, split, H, y) -> dict:
-        pred = self._predict_h(H)
-        return {f'{split}_acc': float((pred == y).mean()), f'{split}_f1': weighted_f1(y, pred, self.n_classes)}
-
-    def _evaluate(self, Htr, yt, eval_sets):
-        self._end_epoch_centroids(Htr, yt)
-        values = {'act_norm_train': activation_norm(Htr), **self._scores('train', Htr, yt.cpu().numpy())}
-        for name, (X, y) in eval_sets.items():
-            H = self.transform(X)
-            if name == 'val': values['act_norm_val'] = activation_norm(H)
-            values.update(self._scores(name, H, y))
-        return self.tracker.end_epoch(self.epochs_done, **values)
-
-    def _end_epoch_centroids(self, Htr, yt):
-        present, E = class_means(Htr, yt, self.n_classes)
-        if len(present) < self.n_classes: raise ValueError(f"the training split lacks classes: only {present.tolist()} occur")
-        self.centroids_ = E
-        self.tracker.moved('centroid', E)
-
-    @property
-    def history(self) -> pd.DataFrame:
-        "The per-epoch tracking table."
-        return self.tracker.table
-
-class CentroidNet(_LatentNet):
-    "An MLP with no output layer, trained with the centroid attraction/repulsion loss; predicts the nearest centroid."
-    def __init__(self, n_features: int, n_classes: int, layers='2048,128,4096', slope: float = 0.1, lr: float = 1e-3,
-                 batch_size: int = 100, lam1: float = 1.0, lam2: float = 1.0, lam3: float = 0.0, centroid_grad: bool = True,
-                 weight_decay: float = 0.0, device=None, seed: int = 0):
-        self.lam1, self.lam2, self.lam3, self.centroid_grad = lam1, lam2, lam3, centroid_grad
-        super().__init__(n_features, n_classes, layers, slope, lr, batch_size, weight_decay, device, seed)
+    def _build(self, n_features: int) -> nn.Sequential:
+        return nn.Sequential(mlp(n_features, self.layers_, self.slope))
 
     def _loss(self, xb, yb):
-        return centroid_loss(self.body(xb), yb, self.n_classes, self.lam1, self.lam2, self.lam3, self.centroid_grad)
+        return centroid_loss(self.net_[0](xb), yb, len(self.classes_), self.lam1, self.lam2, self.lam3, self.centroid_grad)
 
-    def predict(self, X) -> np.ndarray:
-        "The class whose training-set centroid E_c is nearest (cosine distance) to h(x)."
-        if not hasattr(self, 'centroids_'): raise RuntimeError("CentroidNet: call fit before predict")
-        return super().predict(X)
-
-    def _predict_h(self, H):
+    def _predict_h(self, H) -> np.ndarray:
+        "The class index whose training-set centroid E_c is nearest (cosine distance) to h."
         return cosine_distance(H, self.centroids_).argmin(1).cpu().numpy() if len(H) else np.zeros(0, dtype=np.int64)
 
+# %% ../nbs/13_centroid.ipynb #2a458fa1
 class CCENet(_LatentNet):
     "The same MLP trained with cross-entropy (the baseline): on a linear output layer, or (head=False) on the last hidden layer itself."
-    def __init__(self, n_features: int, n_classes: int, layers='2048,128,4096', slope: float = 0.1, lr: float = 1e-3,
-                 batch_size: int = 100,
+    def __init__(self,
+                 layers='2048,128,4096', slope: float = 0.1, lr: float = 1e-3, batch_size: int = 100, epochs: int = 10,
                  head: bool = True,           # False: the study's network, log-softmax over the units of the last layer
-                 weight_decay: float = 0.0, device=None, seed: int = 0):
-        self._has_head = head
-        if not head and parse_layers(layers)[-1] < n_classes:
-            raise ValueError(f"CCENet(head=False): the last layer has {parse_layers(layers)[-1]} units, fewer than the "
-                             f"{n_classes} classes; widen it or use head=True")
-        super().__init__(n_features, n_classes, layers, slope, lr, batch_size, weight_decay, device, seed)
+                 keep_best: bool = False, weight_decay: float = 0.0, device=None, seed: int = 0, progress: bool = True):
+        self.layers, self.slope, self.lr, self.batch_size, self.epochs = layers, slope, lr, batch_size, epochs
+        self.head, self.keep_best, self.weight_decay, self.device, self.seed, self.progress = head, keep_best, weight_decay, device, seed, progress
+
+    def _build(self, n_features: int) -> nn.Sequential:
+        d, C = self.layers_[-1], len(self.classes_)
+        if self.head: return nn.Sequential(mlp(n_features, self.layers_, self.slope), nn.Linear(d, C))
+        if d < C: raise ValueError(f"CCENet(head=False): the last layer has {d} units, fewer than the {C} classes; widen it or use head=True")
+        return nn.Sequential(mlp(n_features, self.layers_, self.slope))
 
     def _loss(self, xb, yb):
-        ce = F.cross_entropy(self.model(xb), yb)   # without a head: log-softmax over all units of h, units 0..C-1 are the classes
+        ce = F.cross_entropy(self.net_(xb), yb)    # without a head: log-softmax over all units of h, units 0..C-1 are the classes
         return {'loss': ce, 'cce': ce}
 
     @torch.no_grad()
-    def _predict_h(self, H):
-        "The argmax of the output layer; without a head, of h over all its units (one beyond the classes is a wrong answer)."
-        logits = self.head(H) if self.head is not None else H
+    def _predict_h(self, H) -> np.ndarray:
+        "The argmax of the output layer; without a head, of h over all its units (a unit beyond the classes is a wrong answer)."
+        logits = self.net_[1](H) if self.head else H
         return logits.argmax(1).cpu().numpy() if len(H) else np.zeros(0, dtype=np.int64)
+
+    def _labels(self, idx: np.ndarray) -> np.ndarray:
+        "Class labels; without a head, unit j >= C past the classes is labelled classes_[-1] + 1 + j - C (numeric labels: never a class)."
+        C = len(self.classes_)
+        if (idx < C).all(): return self.classes_[idx]
+        return np.where(idx < C, self.classes_[np.minimum(idx, C - 1)], self.classes_[-1] + 1 + idx - C)
 
 # %% ../nbs/13_centroid.ipynb #40d051b2
 def embed_2d(H) -> np.ndarray:
@@ -246,4 +281,81 @@ def plot_latent(H, y, classes=None, title: str | None = None, ax=None, max_point
     ax.set_xticks([]); ax.set_yticks([])
     ax.legend(fontsize=6, markerscale=2, loc='best', ncol=2)
     if title: ax.set_title(title, fontsize=9)
+    return fig
+
+# %% ../nbs/13_centroid.ipynb #f2c052f2
+NET_NAMES = {'centroid': 'centroid net', 'cce_study': 'CCE net without output layer (study)', 'cce': 'CCE net with output layer (lab)'}
+
+def fit_nets(nets: dict,                  # name -> unfitted CentroidNet or CCENet, keep_best=True
+             X, y,                        # the training split
+             eval_sets: dict,             # {'val': (X, y), 'test': (X, y)}, scored after every epoch
+             tracking_dir=None,           # a folder: each net's per-epoch table saved as NAME.csv, also when it diverges
+             live: bool = True,           # a LivePlot of train and validation accuracy per net (redrawn in JupyterLab)
+            ) -> pd.DataFrame:
+    "Fit every net on the same data; one row per net: its best validation epoch's scores, the last epoch's test accuracy, seconds."
+    rows = {}
+    for name, net in nets.items():
+        t = time.perf_counter()
+        live_plot = LivePlot(['train_acc', 'val_acc'], title=NET_NAMES.get(name, name), final=False) if live else None
+        try: net.fit(X, y, eval_sets, callback=live_plot)
+        finally:
+            if tracking_dir is not None and hasattr(net, 'tracker_'): net.tracker_.save(Path(tracking_dir) / f'{name}.csv')
+        h = net.history_
+        best = h.loc[net.best_epoch_, [f'{s}_{m}' for s in ('train', 'val', 'test') for m in ('acc', 'f1')]]
+        rows[name] = dict(best_epoch=net.best_epoch_, **best, last_test_acc=h.test_acc.iloc[-1], seconds=time.perf_counter() - t)
+    return pd.DataFrame.from_dict(rows, orient='index')
+
+# %% ../nbs/13_centroid.ipynb #c93e6404
+def _names(nets) -> dict: return {k: NET_NAMES.get(k, k) for k in nets}
+
+def plot_comparison(test_acc: pd.Series, title: str | None = None) -> Figure:
+    "Bars of test accuracy, one per model (nets at their best validation epoch, baselines)."
+    fig = plot_bars(test_acc, ylabel='test accuracy', title=title, ylim=(0, 1))
+    fig.axes[0].tick_params(axis='x', labelsize=7)
+    return fig
+
+def plot_accuracy(nets: dict) -> Figure:
+    "Accuracy after each epoch on the train, val and test splits, one panel per net; the line marks the kept epoch."
+    fig = new_figure((4 * len(nets), 3.4)); axes = np.atleast_1d(fig.subplots(1, len(nets), sharey=True))
+    for ax, (kind, name) in zip(axes, _names(nets).items()):
+        h = nets[kind].history_
+        for split, ls in (('train', '--'), ('val', '-'), ('test', ':')):
+            if f'{split}_acc' in h: ax.plot(h.index, h[f'{split}_acc'], ls, label=split)
+        if hasattr(nets[kind], 'best_epoch_'): ax.axvline(nets[kind].best_epoch_, color='gray', lw=0.8, alpha=0.6)
+        ax.set_title(name, fontsize=9); ax.set_xlabel('epoch'); ax.grid(alpha=0.3)
+    axes[0].set_ylabel('accuracy'); axes[0].legend(fontsize=8)
+    return fig
+
+def plot_norms(nets: dict) -> Figure:
+    "Gradient norm (mean over steps), weight norm and mean |h| (train and val) over epochs, every net."
+    fig = new_figure((11, 3.2)); axes = fig.subplots(1, 3)
+    for kind, name in _names(nets).items():
+        h = nets[kind].history_
+        axes[0].plot(h.index, h.grad_norm, label=name); axes[1].plot(h.index, h.weight_norm, label=name)
+        axes[2].plot(h.index, h.act_norm_train, label=f'{name}, train')
+        if 'act_norm_val' in h: axes[2].plot(h.index, h.act_norm_val, '--', label=f'{name}, val')
+    for ax, t in zip(axes, ('gradient norm (mean over steps)', 'weight norm', 'mean |h|')):
+        ax.set_title(t, fontsize=9); ax.set_xlabel('epoch'); ax.grid(alpha=0.3); ax.legend(fontsize=6)
+    return fig
+
+def plot_centroid_movement(nets: dict) -> Figure:
+    "Cosine distance of each epoch's class centroids to the previous epoch's: mean over classes and largest, every net."
+    fig = new_figure((5.5, 3.4)); ax = fig.subplots()
+    for kind, name in _names(nets).items():
+        h = nets[kind].history_.dropna(subset=['centroid_moved_mean'])
+        ax.plot(h.index, h.centroid_moved_mean, 'o-', ms=3, label=f'{name}, mean over classes')
+        ax.plot(h.index, h.centroid_moved_max, ':', label=f'{name}, largest')
+    if max(len(n.history_) for n in nets.values()) > 1: ax.set_yscale('log'); ax.legend(fontsize=6)
+    else: ax.text(0.5, 0.5, 'one epoch: no previous centroids to compare with', ha='center', va='center', transform=ax.transAxes, fontsize=8); ax.set_xticks([1]); ax.set_yticks([])
+    ax.set_xlabel('epoch'); ax.set_ylabel('cosine distance to previous epoch'); ax.grid(alpha=0.3)
+    ax.set_title('how far the class centroids moved', fontsize=9)
+    return fig
+
+def plot_latents(nets: dict, X, y, classes=None) -> Figure:
+    "`plot_latent` of each net's representation of (X, y), its accuracy on them in the title."
+    fig = new_figure((4.5 * len(nets), 4.2)); axes = np.atleast_1d(fig.subplots(1, len(nets)))
+    for ax, (kind, name) in zip(axes, _names(nets).items()):
+        net = nets[kind]
+        plot_latent(net.transform(X), y, classes, ax=ax,
+                    title=f"{name}: h ({net.layers_[-1]} units), acc {net.score(X, y):.1%}")
     return fig

@@ -7,22 +7,26 @@ Docs: https://reprlab.github.io/reprlab/competitive.html.md"""
 # %% ../nbs/10_competitive.ipynb #7d75c6ca
 from __future__ import annotations
 
+import copy
+import os
 import time
 
 import numpy as np
+import pandas as pd
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from .config import tqdm
 
 from .config import get_device
-from .plots import SliderExplorer, new_figure
+from .plots import SliderExplorer, history_frame, new_figure, plot_bars, plot_curves
 from .probes import NotFittedError, _check_fitted, _numpy, _torch, _validate_X, _validate_Xy
-from .report import check_finite
+from .report import DivergedError, check_finite
 from matplotlib.figure import Figure
 
 # %% auto #0
-__all__ = ['dreamcomp_step', 'dreamcomp_step_numpy', 'DreamComp', 'kh_step', 'kh_step_numpy', 'power_loss', 'power_loss_numpy',
-           'KrotovHopfield', 'win_counts', 'plot_label_synapses', 'PrototypeExplorer']
+__all__ = ['dreamcomp_step', 'dreamcomp_step_numpy', 'DreamComp', 'fit_r1_control', 'plot_history', 'kh_step', 'kh_step_numpy',
+           'power_loss', 'power_loss_numpy', 'KrotovHopfield', 'select_readout', 'unit_drift', 'plot_readout_selection',
+           'win_counts', 'plot_label_synapses', 'PrototypeExplorer', 'fastest', 'time_dreamcomp', 'plot_epoch_times']
 
 # %% ../nbs/10_competitive.ipynb #cc0cd38d
 def dreamcomp_step(W: torch.Tensor,    # (N, D) synapses, D = L + C; updated in place
@@ -185,6 +189,28 @@ class DreamComp(ClassifierMixin, TransformerMixin, _Competitive):
         "Class of the winning neuron."
         return self.unit_classes_[self.winners(X)]
 
+# %% ../nbs/10_competitive.ipynb #552ca4fe
+def fit_r1_control(model: DreamComp,          # the layer to control: its settings are copied, it is not changed
+                   X, y,                      # training data
+                   X_eval=None, y_eval=None,  # scored after each epoch (`history_`), as in `DreamComp.fit`
+                   callback=None,             # passed to `fit`
+                  ) -> tuple[DreamComp, str | None]:
+    "The R = 1 control of `model`, trained on (X, y), at label_lr / R where label_lr diverges; returns (control, the divergence or None)."
+    control = clone(model).set_params(recon_weight=1.0)
+    try: return control.fit(X, y, X_eval, y_eval, callback), None
+    except DivergedError as e:
+        if model.recon_weight <= 1: raise             # the layer is its own control: nothing slower to fall back to
+        control = clone(model).set_params(recon_weight=1.0, label_lr=model.label_lr / model.recon_weight)
+        return control.fit(X, y, X_eval, y_eval, callback), str(e).split('; lower')[0]   # its label rate was too large
+
+# %% ../nbs/10_competitive.ipynb #3381647b
+def plot_history(models: dict,             # curve name -> a trained layer with `history_`
+                 column: str = 'eval_acc', # the history column drawn against the epoch
+                 ylabel: str = '', title: str | None = None, ax=None) -> Figure:
+    "One curve per layer: a column of its per-epoch history against the epoch."
+    curves = {name: history_frame(m).set_index('epoch')[column] for name, m in models.items()}
+    return plot_curves(pd.DataFrame(curves), xlabel='epoch', ylabel=ylabel or column, title=title, ax=ax)
+
 # %% ../nbs/10_competitive.ipynb #76dbb28e
 def kh_step(W: torch.Tensor,       # (N, L) synapses, updated in place
             v: torch.Tensor,       # (B, L) inputs
@@ -239,7 +265,7 @@ def power_loss_numpy(S, b, H, t, m=6.0, beta=1.0):
 
 # %% ../nbs/10_competitive.ipynb #faf32813
 class KrotovHopfield(ClassifierMixin, TransformerMixin, _Competitive):
-    "Competitive layer trained without labels by the Krotov–Hopfield rule, with a linear readout (softmax or the paper's power loss) on its hidden activity."
+    "Competitive layer trained without labels by the Krotov–Hopfield rule, with a linear readout (softmax or the paper's power loss) on its hidden activity; the defaults are the paper's 2000-unit network, wide enough to pass scikit-learn's `check_classifiers_train` (20 units reach 45% there)."
     _lower = 'eps0'
     def __init__(self,
                  n_units: int = 2000,     # hidden units N
@@ -280,6 +306,12 @@ class KrotovHopfield(ClassifierMixin, TransformerMixin, _Competitive):
         self._train(X, None, callback=callback)
         return self if y is None else self.fit_readout(X, y)
 
+    def initial_weights(self, n_features: int | None = None, gen: torch.Generator | None = None) -> torch.Tensor:
+        "The synapses `fit` starts from, N(mu, sigma^2) drawn from the seed (or `gen`): (n_units, n_features) on the CPU."
+        if n_features is None: self._check_fitted(); n_features = self.n_features_in_
+        gen = torch.Generator().manual_seed(self.seed) if gen is None else gen
+        return self.mu + self.sigma * torch.randn(self.n_units, n_features, generator=gen)
+
     def _start(self, X, y, gen):
         _positive_int(self, 'n_units', 'epochs', 'batch_size', 'k')
         _positive_number(self, 'eps0', 'p')
@@ -288,7 +320,7 @@ class KrotovHopfield(ClassifierMixin, TransformerMixin, _Competitive):
         for name in ('readout_', 'classes_', 'h_shift_', 'h_scale_'): self.__dict__.pop(name, None)   # a refit forgets the old readout
         X = _validate_X(self, self._flat(X), reset=True, dtype=np.float32)
         self.device_ = get_device(self.device)
-        self.W_ = (self.mu + self.sigma * torch.randn(self.n_units, X.shape[1], generator=gen)).to(self.device_)
+        self.W_ = self.initial_weights(X.shape[1], gen).to(self.device_)
         return _torch(X, self.device_, torch.float32)
 
     def _epoch(self, X, order, epoch):
@@ -361,6 +393,48 @@ class KrotovHopfield(ClassifierMixin, TransformerMixin, _Competitive):
         H = (self._hidden(X) - self.h_shift_) / self.h_scale_
         return self.classes_[self.readout_(H).argmax(1).cpu().numpy()]
 
+# %% ../nbs/10_competitive.ipynb #40bd4b56
+_READOUT_STATE = ('classes_', 'h_shift_', 'h_scale_', 'readout_')
+
+def select_readout(model: KrotovHopfield,     # synapses already learned (`fit(X)`); left with the best readout
+                   X, y,                      # the training split: every readout is trained on it
+                   X_val, y_val,              # the validation split: chooses the readout
+                   losses=('softmax',),       # `readout_loss` values tried
+                   scales=('unit',),          # `readout_scale` values tried
+                   lrs=(1e-3,),               # `readout_lr` values tried
+                  ) -> tuple[KrotovHopfield, pd.DataFrame]:
+    "Train a readout per loss x scale x learning rate, score each on validation; returns (model with the best, the table of all tried)."
+    model._check_fitted()
+    rows, best = [], None
+    for loss in dict.fromkeys(losses):
+        for scale in dict.fromkeys(scales):
+            for lr in dict.fromkeys(float(v) for v in lrs):
+                t = time.perf_counter()
+                model.set_params(readout_loss=loss, readout_scale=scale, readout_lr=lr).fit_readout(X, y)
+                acc = model.score(X_val, y_val)
+                rows.append(dict(readout_loss=loss, readout_scale=scale, readout_lr=lr, val_acc=acc, seconds=time.perf_counter() - t))
+                if best is None or acc > best[0]:   # the readout's state only: the synapses are shared
+                    best = (acc, dict(readout_loss=loss, readout_scale=scale, readout_lr=lr),
+                            {k: copy.deepcopy(getattr(model, k)) for k in _READOUT_STATE})
+    if best is None: raise ValueError(f"select_readout: nothing to try (losses={losses!r}, scales={scales!r}, lrs={lrs!r})")
+    model.set_params(**best[1]).__dict__.update(best[2])
+    return model, pd.DataFrame(rows)
+
+# %% ../nbs/10_competitive.ipynb #b1b07c96
+def unit_drift(model: KrotovHopfield) -> dict[str, np.ndarray]:
+    "Per unit (N,): `moved`, distance from its random start over the start's norm; `norm` and `norm0`, its Lebedev p-norm now and at the start."
+    W, W0 = model.weights, model.initial_weights().numpy()
+    lebedev = lambda A: (np.abs(A) ** model.p).sum(1) ** (1 / model.p)
+    return dict(moved=np.linalg.norm(W - W0, axis=1) / np.linalg.norm(W0, axis=1), norm=lebedev(W), norm0=lebedev(W0))
+
+# %% ../nbs/10_competitive.ipynb #dca85578
+def plot_readout_selection(selection: pd.DataFrame, # a `select_readout` table
+                           title: str | None = 'readouts tried, scored on the validation split', ax=None) -> Figure:
+    "Validation accuracy of every readout tried against its learning rate, one curve per loss and scaling."
+    table = selection.assign(readout=selection.readout_loss + ', ' + selection.readout_scale)
+    return plot_curves(table.pivot(index='readout_lr', columns='readout', values='val_acc'), xlabel='readout learning rate',
+                       ylabel='validation accuracy', logx=True, title=title, ax=ax)
+
 # %% ../nbs/10_competitive.ipynb #aa49365c
 def win_counts(model: DreamComp, X, n_units: int | None = None) -> np.ndarray:
     "How many samples of X each neuron wins (N,)."
@@ -418,3 +492,64 @@ class PrototypeExplorer(SliderExplorer):
             ax[1].set_xticks(np.arange(C), names, fontsize=7); ax[1].set_ylim(0, max(self.labels.max(), 1e-9))
             ax[1].set_title(f'label synapses: class {names[top]}', fontsize=9)
         return fig
+
+# %% ../nbs/10_competitive.ipynb #e56d9097
+def fastest(fns: list,          # functions without arguments
+            repeats: int = 3,   # runs of each; the fastest is kept
+            device=None,        # where their torch work runs: synchronised before the clock stops on a GPU
+           ) -> list[float]:
+    "Each function's fastest of `repeats` runs in seconds; the functions take turns, so that a change in load hits all alike."
+    device, best = get_device(device), [float('inf')] * len(fns)
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            t = time.perf_counter(); fn()
+            if device.type == 'cuda': torch.cuda.synchronize()
+            best[i] = min(best[i], time.perf_counter() - t)
+    return best
+
+# %% ../nbs/10_competitive.ipynb #07e1cb4c
+def time_dreamcomp(X: np.ndarray,     # (n, L + C) images followed by one-hot labels: one epoch
+                   n_features: int,   # L, the image synapses of a neuron
+                   sizes,             # (N, B) pairs: neurons, samples per minibatch
+                   repeats: int = 3, seed: int = 0, device=None,
+                   lr: float = 0.006, label_lr: float = 0.05, recon_weight: float = 10.0,   # the study's rates: the cost does not depend on them
+                  ) -> pd.DataFrame:
+    "Seconds of an epoch per (N, B): `dreamcomp_step`, the W v^T products alone and `dreamcomp_step_numpy`, on the same minibatches."
+    device, rows = get_device(device), []
+    L, C = n_features, X.shape[1] - n_features
+    xi_np, zeta_np = np.r_[np.full(L, lr), np.full(C, label_lr)], np.r_[np.ones(L), np.full(C, recon_weight)]
+    xi, zeta = (torch.as_tensor(a, dtype=torch.float32, device=device) for a in (xi_np, zeta_np))
+    for N, B in sizes:
+        if min(N, B) < 1: raise ValueError(f"size {N}x{B}: N and B must be at least 1")
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(X))
+        batches_np = [X[order[i:i + B]].astype(np.float64) for i in range(0, len(X), B)]
+        batches = [torch.as_tensor(b, dtype=torch.float32, device=device) for b in batches_np]
+        W_init = rng.random((N, L + C))
+        start = lambda: torch.as_tensor(W_init, dtype=torch.float32, device=device)
+        def reprlab_epoch():
+            W = start()
+            for v in batches: dreamcomp_step(W, v, xi, zeta)
+        def products_epoch():
+            W = start()
+            for v in batches: W @ v.T                 # the product of dreamcomp_step, in its layout
+        def numpy_epoch():
+            W = W_init.copy()
+            for v in batches_np: dreamcomp_step_numpy(W, v, xi_np, zeta_np)
+        # the same computation: the first minibatch's winners agree (float32 against float64, ties aside)
+        same = float((dreamcomp_step(start(), batches[0], xi, zeta).cpu().numpy() ==
+                      dreamcomp_step_numpy(W_init.copy(), batches_np[0], xi_np, zeta_np)).mean())
+        t_r, t_p, t_n = fastest([reprlab_epoch, products_epoch, numpy_epoch], repeats, device)
+        rows.append(dict(N=N, B=B, reprlab=t_r, products=t_p, numpy=t_n, reprlab_over_products=t_r / t_p,
+                         numpy_over_reprlab=t_n / t_r, same_winners=same, load_average=os.getloadavg()[0]))
+    return pd.DataFrame(rows).set_index(['N', 'B'])
+
+# %% ../nbs/10_competitive.ipynb #07379381
+def plot_epoch_times(table: pd.DataFrame, # a `time_dreamcomp` table
+                    ) -> Figure:
+    "Seconds per epoch at each size (N, B): the products alone, reprlab and NumPy, one bar chart per size."
+    fig = new_figure((4 + 2 * len(table), 3.4))
+    for ax, ((N, B), r) in zip(fig.subplots(1, len(table), squeeze=False)[0], table.iterrows()):
+        plot_bars({'products alone': r.products, 'reprlab': r.reprlab, 'NumPy float64': r.numpy}, ylabel='seconds per epoch',
+                  title=f'N={N}, B={B}', fmt='{:.2f}', ax=ax)
+    return fig

@@ -11,17 +11,23 @@ import math
 import time
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
+from matplotlib.figure import Figure
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 from torch import nn
 
 from .config import get_device, tqdm
+from .probes import NotFittedError
 from .report import check_finite
 
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'CRITICS', 'OBJECTIVES', 'U_HEADS', 'TopK', 'keep_top_k', 'Encoder', 'Augment', 'critic_scores',
            'similarity', 'infonce_loss', 'flo_loss', 'flo_loss_sim', 'infonce_loss_sim', 'PairScalar', 'CodeScalar',
-           'ContrastiveLearner']
+           'ContrastiveLearner', 'code_name', 'fit_top_k', 'probe_code', 'score_codes', 'plot_views',
+           'plot_code_training', 'plot_code_heatmap', 'plot_probes']
 
 # %% ../nbs/15_contrastive.ipynb #0871a5b2
 class TopK(nn.Module):
@@ -112,40 +118,42 @@ class Augment:
         kw = {k: getattr(self, k) for k in ('crop', 'flip', 'jitter', 'shift', 'noise') if getattr(self, k)}
         return f"Augment({self.image_shape}, {', '.join(f'{k}={v}' for k, v in kw.items())})"
 
-    def __call__(self, X: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        "One random view of each row of X (B, D)."
-        B, dev = len(X), X.device
-        u = lambda: torch.rand(B, generator=generator).to(dev)          # (B,) uniform draws, on the CPU generator
-        if self.crop or self.flip or self.shift:
-            C = 1 if len(self.image_shape) == 2 else self.image_shape[0]
-            H, W = self.image_shape[-2:]
-            sx, sy = torch.ones(B, device=dev), torch.ones(B, device=dev)    # scale of the sampled window (1: whole image)
-            tx, ty = torch.zeros(B, device=dev), torch.zeros(B, device=dev)  # its centre, in [-1, 1] image coordinates
-            if self.crop:
-                area = self.crop[0] + (self.crop[1] - self.crop[0]) * u()
-                ratio = (math.log(3 / 4) + math.log(16 / 9) * u()).exp()
-                sx, sy = (area * ratio).sqrt().clamp(max=1), (area / ratio).sqrt().clamp(max=1)
-                tx, ty = (1 - sx) * (2 * u() - 1), (1 - sy) * (2 * u() - 1)     # the window stays inside the image
-            if self.shift: tx, ty = tx + 2 * self.shift * (2 * u() - 1), ty + 2 * self.shift * (2 * u() - 1)
-            if self.flip: sx = sx * torch.where(u() < 0.5, -1.0, 1.0)
-            theta = torch.zeros(B, 2, 3, device=dev, dtype=X.dtype)
-            theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = sx, tx, sy, ty
-            grid = F.affine_grid(theta, (B, C, H, W), align_corners=False)
-            # a crop window is inside the image, but its edge samples fall half a pixel beyond the edge pixels' centres:
-            # 'border' repeats the edge there; shifts alone bring in zeros (the background of digits)
-            X = F.grid_sample(X.view(B, C, H, W), grid, mode='bilinear', padding_mode='border' if self.crop else 'zeros',
-                              align_corners=False).reshape(B, -1)
-        if self.jitter:
-            img = X.view(B, 3, *self.image_shape[-2:])
-            factor = lambda: (1 + self.jitter * (2 * u() - 1)).view(B, 1, 1, 1).to(X.dtype)
-            grey = lambda im: (0.299 * im[:, 0] + 0.587 * im[:, 1] + 0.114 * im[:, 2]).unsqueeze(1)   # (B, 1, H, W)
-            img = (img * factor()).clamp(0, 1)                                                         # brightness
-            mean = grey(img).mean((2, 3), keepdim=True)
-            img = ((img - mean) * factor() + mean).clamp(0, 1)                                         # contrast
-            g = grey(img)
-            X = ((img - g) * factor() + g).clamp(0, 1).reshape(B, -1)                                  # saturation
-        if self.noise: X = (X + self.noise * torch.randn(X.shape, generator=generator).to(dev)).clamp(0, 1)
-        return X
+# %% ../nbs/15_contrastive.ipynb #2337f826
+@patch
+def __call__(self: Augment, X: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    "One random view of each row of X (B, D)."
+    B, dev = len(X), X.device
+    u = lambda: torch.rand(B, generator=generator).to(dev)          # (B,) uniform draws, on the CPU generator
+    if self.crop or self.flip or self.shift:
+        C = 1 if len(self.image_shape) == 2 else self.image_shape[0]
+        H, W = self.image_shape[-2:]
+        sx, sy = torch.ones(B, device=dev), torch.ones(B, device=dev)    # scale of the sampled window (1: whole image)
+        tx, ty = torch.zeros(B, device=dev), torch.zeros(B, device=dev)  # its centre, in [-1, 1] image coordinates
+        if self.crop:
+            area = self.crop[0] + (self.crop[1] - self.crop[0]) * u()
+            ratio = (math.log(3 / 4) + math.log(16 / 9) * u()).exp()
+            sx, sy = (area * ratio).sqrt().clamp(max=1), (area / ratio).sqrt().clamp(max=1)
+            tx, ty = (1 - sx) * (2 * u() - 1), (1 - sy) * (2 * u() - 1)     # the window stays inside the image
+        if self.shift: tx, ty = tx + 2 * self.shift * (2 * u() - 1), ty + 2 * self.shift * (2 * u() - 1)
+        if self.flip: sx = sx * torch.where(u() < 0.5, -1.0, 1.0)
+        theta = torch.zeros(B, 2, 3, device=dev, dtype=X.dtype)
+        theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = sx, tx, sy, ty
+        grid = F.affine_grid(theta, (B, C, H, W), align_corners=False)
+        # a crop window is inside the image, but its edge samples fall half a pixel beyond the edge pixels' centres:
+        # 'border' repeats the edge there; shifts alone bring in zeros (the background of digits)
+        X = F.grid_sample(X.view(B, C, H, W), grid, mode='bilinear', padding_mode='border' if self.crop else 'zeros',
+                          align_corners=False).reshape(B, -1)
+    if self.jitter:
+        img = X.view(B, 3, *self.image_shape[-2:])
+        factor = lambda: (1 + self.jitter * (2 * u() - 1)).view(B, 1, 1, 1).to(X.dtype)
+        grey = lambda im: (0.299 * im[:, 0] + 0.587 * im[:, 1] + 0.114 * im[:, 2]).unsqueeze(1)   # (B, 1, H, W)
+        img = (img * factor()).clamp(0, 1)                                                         # brightness
+        mean = grey(img).mean((2, 3), keepdim=True)
+        img = ((img - mean) * factor() + mean).clamp(0, 1)                                         # contrast
+        g = grey(img)
+        X = ((img - g) * factor() + g).clamp(0, 1).reshape(B, -1)                                  # saturation
+    if self.noise: X = (X + self.noise * torch.randn(X.shape, generator=generator).to(dev)).clamp(0, 1)
+    return X
 
 # %% ../nbs/15_contrastive.ipynb #2bd5cd5f
 CRITICS = ('logcos', 'logsim', 'dot')
@@ -194,6 +202,7 @@ def infonce_loss_sim(S: torch.Tensor, floor: float = 1e-6) -> torch.Tensor:
     neg = (S.sum(1) - S.diagonal()) / (B - 1)
     return -torch.log((S.diagonal() + floor) / (neg + floor)).mean()
 
+# %% ../nbs/15_contrastive.ipynb #109121ba
 class PairScalar(nn.Module):
     "FLO's learned scalar u(x, y): a small MLP on the two codes and their product (the lab's)."
     def __init__(self, units: int, hidden: int = 128):
@@ -213,7 +222,7 @@ class CodeScalar(nn.Module):
         return self.net(za).squeeze(1)
 
 # %% ../nbs/15_contrastive.ipynb #7a9d07d4
-class ContrastiveLearner:
+class ContrastiveLearner(TransformerMixin, BaseEstimator):
     "Learn a non-negative, optionally sparse code from two augmented views per sample."
     def __init__(self, image_shape: tuple,      # one sample: (D,), (H, W) or (C, H, W)
                  units: int = 256,              # size of the code
@@ -235,107 +244,233 @@ class ContrastiveLearner:
                  augment: Augment | None = None,# default: Augment.default(image_shape)
                  knn_k: int = 19,               # neighbours of the per-epoch kNN on the evaluation set
                  seed: int = 0, device=None, progress: bool = True):
-        self.image_shape, self.units, self.encoder, self.hidden, self.width = tuple(image_shape), units, encoder, hidden, width
+        self.image_shape, self.units, self.encoder, self.hidden, self.width = image_shape, units, encoder, hidden, width
         self.top_k, self.activation, self.objective, self.critic, self.temperature = top_k, activation, objective, critic, temperature
         self.sim_floor, self.u_head, self.l1, self.lr, self.weight_decay = sim_floor, u_head, l1, lr, weight_decay
         self.batch_size, self.epochs, self.augment = batch_size, epochs, augment
         self.knn_k, self.seed, self.device, self.progress = knn_k, seed, device, progress
 
-    def _check(self, X, name='X') -> torch.Tensor:
-        X = np.asarray(X, dtype=np.float32)
-        D = int(np.prod(self.image_shape))
-        if X.ndim < 2 or int(np.prod(X.shape[1:])) != D:
-            raise ValueError(f"{name}: expected (samples, {D}) for image_shape {self.image_shape}, got shape {X.shape}")
-        if not np.isfinite(X).all(): raise ValueError(f"{name}: {int((~np.isfinite(X)).sum())} values are NaN or infinite")
-        return torch.as_tensor(X.reshape(len(X), D), device=self.device_)
+    def __sklearn_is_fitted__(self) -> bool: return hasattr(self, 'encoder_')
 
-    def _build(self):
-        for name, value, allowed in (('objective', self.objective, OBJECTIVES), ('critic', self.critic, CRITICS),
-                                     ('u_head', self.u_head, U_HEADS), ('activation', self.activation, ACTIVATIONS)):
-            if value not in allowed: raise ValueError(f"{name}={value!r}: expected one of {allowed}")
-        for name, value in (('l1', self.l1), ('weight_decay', self.weight_decay)):
-            if not value >= 0: raise ValueError(f"{name}={value!r}: expected >= 0")
-        if not (isinstance(self.batch_size, (int, np.integer)) and self.batch_size >= 2):
-            raise ValueError(f"batch_size={self.batch_size!r}: contrastive learning needs at least 2 samples per batch")
-        if self.critic == 'dot' and not self.temperature > 0: raise ValueError(f"temperature={self.temperature!r}: expected > 0")
-        if self.critic != 'dot' and not self.sim_floor > 0: raise ValueError(f"sim_floor={self.sim_floor!r}: expected > 0")
-        kind = self.encoder
-        if kind == 'auto': kind = 'conv' if len(self.image_shape) == 3 and self.image_shape[0] == 3 else 'mlp'
-        self.device_ = get_device(self.device)
-        with torch.random.fork_rng(devices=[]):                          # the seed decides the weights; global state untouched
-            torch.manual_seed(self.seed)
-            self.encoder_ = Encoder(self.image_shape, self.units, kind, self.hidden, self.width, self.top_k, self.activation).to(self.device_)
-            self.u_ = None if self.objective != 'flo' else (PairScalar if self.u_head == 'pair' else CodeScalar)(self.units).to(self.device_)
-        params = list(self.encoder_.parameters()) + (list(self.u_.parameters()) if self.u_ is not None else [])
-        self.opt_ = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
-        self.augment_ = self.augment or Augment.default(self.image_shape)
-        self.gen_ = torch.Generator().manual_seed(self.seed)              # views and shuffling
-        self.history_ = []
+# %% ../nbs/15_contrastive.ipynb #17a3f9c3
+@patch
+def _check(self: ContrastiveLearner, X, name='X') -> torch.Tensor:
+    X = np.asarray(X, dtype=np.float32)
+    D = int(np.prod(self.image_shape))
+    if X.ndim < 2 or int(np.prod(X.shape[1:])) != D:
+        raise ValueError(f"{name}: expected (samples, {D}) for image_shape {tuple(self.image_shape)}, got shape {X.shape}")
+    if not np.isfinite(X).all(): raise ValueError(f"{name}: {int((~np.isfinite(X)).sum())} values are NaN or infinite")
+    return torch.as_tensor(X.reshape(len(X), D), device=self.device_)
 
-    def _losses(self, xb):
-        za, zb = self.encoder_(self.augment_(xb, self.gen_)), self.encoder_(self.augment_(xb, self.gen_))   # (B, U) each
-        flo = self.u_ is not None
-        if self.critic == 'logsim':
-            S = similarity(za, zb)                                                                           # (B, B)
-            if flo: obj = (flo_loss_sim(S, self.u_(za, zb), self.sim_floor) + flo_loss_sim(S.T, self.u_(zb, za), self.sim_floor)) / 2
-            else: obj = (infonce_loss_sim(S, self.sim_floor) + infonce_loss_sim(S.T, self.sim_floor)) / 2
-        else:
-            g = critic_scores(za, zb, self.critic, self.temperature, self.sim_floor)                          # (B, B)
-            if flo: obj = (flo_loss(g, self.u_(za, zb)) + flo_loss(g.T, self.u_(zb, za))) / 2
-            else: obj = (infonce_loss(g) + infonce_loss(g.T)) / 2
-        l1 = (za.abs().mean() + zb.abs().mean()) / 2                                                          # mean |z| over samples and units
-        return obj + self.l1 * l1, obj, l1, (za > 0).sum(1).float().mean()
+@patch
+def _build(self: ContrastiveLearner):
+    for name, value, allowed in (('objective', self.objective, OBJECTIVES), ('critic', self.critic, CRITICS),
+                                 ('u_head', self.u_head, U_HEADS), ('activation', self.activation, ACTIVATIONS)):
+        if value not in allowed: raise ValueError(f"{name}={value!r}: expected one of {allowed}")
+    for name, value in (('l1', self.l1), ('weight_decay', self.weight_decay)):
+        if not value >= 0: raise ValueError(f"{name}={value!r}: expected >= 0")
+    if not (isinstance(self.batch_size, (int, np.integer)) and self.batch_size >= 2):
+        raise ValueError(f"batch_size={self.batch_size!r}: contrastive learning needs at least 2 samples per batch")
+    if self.critic == 'dot' and not self.temperature > 0: raise ValueError(f"temperature={self.temperature!r}: expected > 0")
+    if self.critic != 'dot' and not self.sim_floor > 0: raise ValueError(f"sim_floor={self.sim_floor!r}: expected > 0")
+    kind = self.encoder
+    shape = tuple(self.image_shape)
+    if kind == 'auto': kind = 'conv' if len(shape) == 3 and shape[0] == 3 else 'mlp'
+    self.device_ = get_device(self.device)
+    with torch.random.fork_rng(devices=[]):                          # the seed decides the weights; global state untouched
+        torch.manual_seed(self.seed)
+        self.encoder_ = Encoder(shape, self.units, kind, self.hidden, self.width, self.top_k, self.activation).to(self.device_)
+        self.u_ = None if self.objective != 'flo' else (PairScalar if self.u_head == 'pair' else CodeScalar)(self.units).to(self.device_)
+    params = list(self.encoder_.parameters()) + (list(self.u_.parameters()) if self.u_ is not None else [])
+    self.opt_ = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+    self.augment_ = self.augment or Augment.default(shape)
+    self.gen_ = torch.Generator().manual_seed(self.seed)              # views and shuffling
+    self.history_ = []
 
-    def _epoch(self, X, X_eval=None, y_train=None, y_eval=None):
-        t, sums, n = time.perf_counter(), np.zeros(4), 0
-        self.encoder_.train()
-        if self.u_ is not None: self.u_.train()
-        order = torch.randperm(len(X), generator=self.gen_).to(self.device_)
-        for i in range(0, len(X) - 1, self.batch_size):
-            idx = order[i:i + self.batch_size]
-            if len(idx) < 2: continue                                    # a last batch of one has no negative
-            loss, obj, l1, active = self._losses(X[idx])
-            self.opt_.zero_grad(set_to_none=True); loss.backward(); self.opt_.step()
-            sums += [float(loss.detach()), float(obj.detach()), float(l1.detach()), float(active)]; n += 1   # sync point, once a step
-        row = dict(epoch=len(self.history_) + 1, **dict(zip(('loss', 'objective', 'l1', 'active_units'), sums / max(n, 1))))
-        check_finite(row['epoch'], lower='lr', loss=row['loss'], encoder=self.encoder_, **({'u': self.u_} if self.u_ is not None else {}))
-        row['mi_bound'] = -row['objective'] if self.objective == 'flo' else math.log(self.batch_size) - row['objective']
-        row['seconds'] = time.perf_counter() - t
-        if X_eval is not None and y_eval is not None and y_train is not None:
-            from reprlab.probes import KNNClassifier
-            knn = KNNClassifier(min(self.knn_k, len(X)), 'cosine', device=self.device_).fit(self._codes(X), y_train)
-            row['knn_eval_acc'] = knn.score(self._codes(X_eval), y_eval)
-        self.history_.append(row)
-        return row
+# %% ../nbs/15_contrastive.ipynb #4b342a5d
+@patch
+def _losses(self: ContrastiveLearner, xb):
+    za, zb = self.encoder_(self.augment_(xb, self.gen_)), self.encoder_(self.augment_(xb, self.gen_))   # (B, U) each
+    flo = self.u_ is not None
+    if self.critic == 'logsim':
+        S = similarity(za, zb)                                                                           # (B, B)
+        if flo: obj = (flo_loss_sim(S, self.u_(za, zb), self.sim_floor) + flo_loss_sim(S.T, self.u_(zb, za), self.sim_floor)) / 2
+        else: obj = (infonce_loss_sim(S, self.sim_floor) + infonce_loss_sim(S.T, self.sim_floor)) / 2
+    else:
+        g = critic_scores(za, zb, self.critic, self.temperature, self.sim_floor)                          # (B, B)
+        if flo: obj = (flo_loss(g, self.u_(za, zb)) + flo_loss(g.T, self.u_(zb, za))) / 2
+        else: obj = (infonce_loss(g) + infonce_loss(g.T)) / 2
+    l1 = (za.abs().mean() + zb.abs().mean()) / 2                                                          # mean |z| over samples and units
+    return obj + self.l1 * l1, obj, l1, (za > 0).sum(1).float().mean()
 
-    def fit(self, X, y=None,              # y is used only to score the evaluation set
-            X_eval=None, y_eval=None,     # scored by kNN after every epoch when given with y
-            callback=None):               # called as callback(self, epoch) after each epoch (e.g. a LivePlot)
-        "Build the encoder from the seed and train for `epochs` epochs."
-        self._build()
-        X = self._check(X)
-        if len(X) < 2: raise ValueError(f"X: {len(X)} sample(s); contrastive learning needs at least 2")
-        Xe = self._check(X_eval, 'X_eval') if X_eval is not None else None
-        bar = tqdm(range(self.epochs), desc='contrastive', unit='epoch', disable=not self.progress, leave=False)
-        try:
-            for epoch in bar:
-                row = self._epoch(X, Xe, None if y is None else np.asarray(y), None if y_eval is None else np.asarray(y_eval))
-                bar.set_postfix({k: f'{row[k]:.3f}' for k in ('loss', 'active_units', 'knn_eval_acc') if k in row})
-                if callback is not None: callback(self, epoch)
-        finally: bar.close()
-        return self
+@patch
+def _epoch(self: ContrastiveLearner, X, X_eval=None, y_train=None, y_eval=None):
+    t, sums, n = time.perf_counter(), np.zeros(4), 0
+    self.encoder_.train()
+    if self.u_ is not None: self.u_.train()
+    order = torch.randperm(len(X), generator=self.gen_).to(self.device_)
+    for i in range(0, len(X) - 1, self.batch_size):
+        idx = order[i:i + self.batch_size]
+        if len(idx) < 2: continue                                    # a last batch of one has no negative
+        loss, obj, l1, active = self._losses(X[idx])
+        self.opt_.zero_grad(set_to_none=True); loss.backward(); self.opt_.step()
+        sums += [float(loss.detach()), float(obj.detach()), float(l1.detach()), float(active)]; n += 1   # sync point, once a step
+    row = dict(epoch=len(self.history_) + 1, **dict(zip(('loss', 'objective', 'l1', 'active_units'), sums / max(n, 1))))
+    check_finite(row['epoch'], lower='lr', loss=row['loss'], encoder=self.encoder_, **({'u': self.u_} if self.u_ is not None else {}))
+    row['mi_bound'] = -row['objective'] if self.objective == 'flo' else math.log(self.batch_size) - row['objective']
+    row['seconds'] = time.perf_counter() - t
+    if X_eval is not None and y_eval is not None and y_train is not None:
+        from reprlab.probes import KNNClassifier
+        knn = KNNClassifier(min(self.knn_k, len(X)), 'cosine', device=self.device_).fit(self._codes(X), y_train)
+        row['knn_eval_acc'] = knn.score(self._codes(X_eval), y_eval)
+    self.history_.append(row)
+    return row
 
-    def partial_fit(self, X):
-        "One more epoch (builds the encoder first if it was never fitted)."
-        if not hasattr(self, 'encoder_'): self._build()
-        self._epoch(self._check(X)); return self
+# %% ../nbs/15_contrastive.ipynb #2bda98b4
+@patch
+def fit(self: ContrastiveLearner, X, y=None,              # y is used only to score the evaluation set
+        X_eval=None, y_eval=None,     # scored by kNN after every epoch when given with y
+        callback=None):               # called as callback(self, epoch) after each epoch (e.g. a LivePlot)
+    "Build the encoder from the seed and train for `epochs` epochs; `fit_seconds_` is the time it took."
+    t = time.perf_counter()
+    self._build()
+    X = self._check(X)
+    if len(X) < 2: raise ValueError(f"X: {len(X)} sample(s); contrastive learning needs at least 2")
+    Xe = self._check(X_eval, 'X_eval') if X_eval is not None else None
+    bar = tqdm(range(self.epochs), desc='contrastive', unit='epoch', disable=not self.progress, leave=False)
+    try:
+        for epoch in bar:
+            row = self._epoch(X, Xe, None if y is None else np.asarray(y), None if y_eval is None else np.asarray(y_eval))
+            bar.set_postfix({k: f'{row[k]:.3f}' for k in ('loss', 'active_units', 'knn_eval_acc') if k in row})
+            if callback is not None: callback(self, epoch)
+    finally: bar.close()
+    self.fit_seconds_ = time.perf_counter() - t
+    return self
 
-    @torch.no_grad()
-    def _codes(self, X: torch.Tensor, batch: int = 4096) -> torch.Tensor:
-        self.encoder_.eval()
-        return torch.cat([self.encoder_(X[i:i + batch]) for i in range(0, len(X), batch)])
+@patch
+def partial_fit(self: ContrastiveLearner, X, y=None):
+    "One more epoch (builds the encoder first if it was never fitted)."
+    if not hasattr(self, 'encoder_'): self._build()
+    self._epoch(self._check(X)); return self
 
-    def transform(self, X) -> np.ndarray:
-        "The codes of X: (samples, units), non-negative."
-        if not hasattr(self, 'encoder_'): raise RuntimeError(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
-        return self._codes(self._check(X)).cpu().numpy()
+@patch
+@torch.no_grad()
+def _codes(self: ContrastiveLearner, X: torch.Tensor, batch: int = 4096) -> torch.Tensor:
+    self.encoder_.eval()
+    return torch.cat([self.encoder_(X[i:i + batch]) for i in range(0, len(X), batch)])
+
+@patch
+def transform(self: ContrastiveLearner, X) -> np.ndarray:
+    "The codes of X: (samples, units), non-negative."
+    if not hasattr(self, 'encoder_'): raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
+    return self._codes(self._check(X)).cpu().numpy()
+
+# %% ../nbs/15_contrastive.ipynb #a3323f61
+def code_name(k: int, after: bool = False) -> str:
+    "The name of a code: 'dense' (k = 0) or 'top-k', with ' after training' when K was applied to the dense code."
+    return ('dense' if k == 0 else f'top-{k}') + (' after training' if after else '')
+
+def fit_top_k(learner: ContrastiveLearner,    # the settings shared by every code (its top_k is replaced)
+              ks: list[int],                  # the values of top_k to train
+              X, y=None, X_eval=None, y_eval=None, # training data; labelled evaluation data scored by kNN after each epoch
+              live: bool = True,              # a LivePlot of the loss and the validation kNN per code (JupyterLab: redrawn each epoch)
+             ) -> dict[int, ContrastiveLearner]:
+    "One clone of `learner` per top_k, each fitted from the same seed."
+    from reprlab.plots import LivePlot
+    models = {}
+    for k in ks:
+        cb = LivePlot(['loss', 'knn_eval_acc'], title=f'top_k = {k}', final=False) if live else None
+        models[k] = clone(learner).set_params(top_k=k).fit(X, y, X_eval, y_eval, callback=cb)
+    return models
+
+# %% ../nbs/15_contrastive.ipynb #5954b579
+def probe_code(Z_train, Z_val,            # (n, U) representations of the training and validation splits
+               label_sets: dict,          # suffix -> (y_train, y_val): '' for the labels, '_coarse' for CIFAR-100's coarse ones
+               knn_k: int = 19,           # neighbours of the kNN vote
+               svm_C: float = 1.0,        # C of the linear SVM
+               svm_max_iter: int = 2000,  # its L-BFGS iterations
+               device=None) -> dict:
+    "kNN vote, per-example neighbour agreement and linear SVM of one representation, for each set of labels."
+    from reprlab.probes import KNNClassifier, linear_probe
+    out = {}
+    for suffix, (ytr, yva) in label_sets.items():
+        knn = KNNClassifier(knn_k, 'cosine', device=device).fit(Z_train, ytr)
+        dist, idx = knn.kneighbors(Z_val)
+        agree = (knn.classes_[knn.y_.cpu().numpy()[idx]] == np.asarray(yva)[:, None]).mean(1)   # (n_val,) share of neighbours agreeing
+        svm = linear_probe(Z_train, ytr, Z_val, yva, 'svm', C=svm_C, max_iter=svm_max_iter, device=device)
+        out.update({f'knn_acc{suffix}': float((knn.classes_[knn.vote(dist, idx).argmax(1)] == yva).mean()),
+                    f'knn_example_acc{suffix}': float(agree.mean()), f'knn_example_acc_std{suffix}': float(agree.std()),
+                    f'svm_train_acc{suffix}': svm.train_acc, f'svm_val_acc{suffix}': svm.test_acc, f'svm_seconds{suffix}': svm.fit_seconds})
+    return out
+
+def score_codes(models: dict[int, ContrastiveLearner],  # top_k -> fitted learner (`fit_top_k`)
+                X_train, X_val,                         # the splits the codes are computed on
+                label_sets: dict, **probe_kw,           # as `probe_code`
+               ) -> tuple[pd.DataFrame, dict]:
+    "One row per code (each trained K, and each K applied to the dense code after training): probes and unit statistics; and the codes."
+    from reprlab.stats import activity_stats
+    rows, codes = [], {}
+    def score(k, Ztr, Zva, after=False, seconds=None):
+        st = activity_stats(Ztr, name=f'{code_name(k, after)} code, training split')
+        sm = st.metrics()
+        rows.append(dict(code=code_name(k, after), top_k=k, after=after, **probe_code(Ztr, Zva, label_sets, **probe_kw),
+                         **{c: sm[c] for c in sm if c.startswith('unused_units_')}, quiet_units_01=sm['quiet_units_01'],
+                         dead_units=sm['dead_units'], active_units_per_sample=sm['active_units_per_sample'],
+                         population_sparseness=sm['population_sparseness'], train_seconds=seconds))
+        codes[code_name(k, after)] = (Ztr, Zva, st)
+    for k, m in models.items(): score(k, m.transform(X_train), m.transform(X_val), seconds=m.fit_seconds_)
+    if 0 in models:                                               # the study's way: K applied to the dense code after training
+        Ztr0, Zva0, _ = codes['dense']
+        for k in models:
+            if k > 0: score(k, keep_top_k(Ztr0, k), keep_top_k(Zva0, k), after=True)
+    return pd.DataFrame(rows).set_index('code'), codes
+
+# %% ../nbs/15_contrastive.ipynb #e1fb4da1
+def plot_views(augment: Augment, X, image_shape: tuple, n_views: int = 3, seed: int = 0) -> Figure:
+    "Each image of X (a few rows), then `n_views` random views of it."
+    from reprlab.plots import plot_image_grid
+    x, gen = torch.as_tensor(np.asarray(X, dtype=np.float32)), torch.Generator().manual_seed(seed)
+    views = torch.stack([x] + [augment(x, gen) for _ in range(n_views)], 1).reshape(-1, *image_shape).numpy()   # (n (1 + views), *shape)
+    return plot_image_grid(views, labels=(['image'] + [f'view {i + 1}' for i in range(n_views)]) * len(x), n_cols=2 * (n_views + 1),
+                           title=f'{augment}')
+
+def plot_code_training(models: dict[int, ContrastiveLearner],
+                       pixels_knn: float | None = None,  # kNN accuracy of the raw pixels, drawn dashed
+                       loss_label: str = 'loss') -> Figure:
+    "Training loss and validation kNN accuracy per epoch of every code (fitted with an evaluation set)."
+    from reprlab.plots import new_figure, plot_curves
+    curve = lambda col: {code_name(k): pd.Series([r.get(col, np.nan) for r in m.history_], index=[r['epoch'] for r in m.history_])
+                         for k, m in models.items()}
+    knn_k = next(iter(models.values())).knn_k
+    fig = new_figure((10, 3.2)); ax = fig.subplots(1, 2)
+    plot_curves(curve('loss'), xlabel='epoch', ylabel=loss_label, title='training loss', marker='', ax=ax[0])
+    plot_curves(curve('knn_eval_acc'), xlabel='epoch', ylabel=f'kNN accuracy (k = {knn_k})', title='validation kNN accuracy per epoch',
+                marker='', ax=ax[1])
+    if pixels_knn is not None: ax[1].axhline(pixels_knn, color='k', ls='--', lw=1, label='pixels'); ax[1].legend(fontsize=8)
+    return fig
+
+def plot_code_heatmap(Z, y,                  # (n, U) codes and their (n,) labels
+                      title: str = '',
+                      n_rows: int = 200,     # about this many samples, evenly spread over the classes' order
+                     ) -> Figure:
+    "Samples (rows, sorted by class) by units (sorted by the class they respond to most, then by mean activity)."
+    from reprlab.plots import plot_heatmap
+    Z, y = np.asarray(Z), np.asarray(y)
+    rows = np.argsort(y, kind='stable')[:: max(1, len(y) // n_rows)]
+    classes = np.unique(y)
+    pref = np.array([Z[y == c].mean(0) for c in classes]).argmax(0)                 # (U,) each unit's preferred class
+    cols = np.lexsort((-Z.mean(0), pref))
+    return plot_heatmap(Z[np.ix_(rows, cols)], title=title, cmap='magma', label='activity', annotate=False, xlabel='unit', ylabel='sample')
+
+def plot_probes(pixels: dict,             # `probe_code` of the raw pixels
+                table: pd.DataFrame,      # `score_codes`' table
+                title: str = '') -> Figure:
+    "Validation accuracy of the kNN vote and the linear SVM, for the pixels and every code."
+    from reprlab.plots import new_figure
+    bars = pd.DataFrame({'kNN vote': [pixels['knn_acc']] + list(table.knn_acc), 'linear SVM': [pixels['svm_val_acc']] + list(table.svm_val_acc)},
+                        index=['pixels'] + list(table.index))
+    fig = new_figure((1.4 * len(bars) + 2.5, 3.4)); ax = fig.subplots()
+    bars.plot.bar(ax=ax, rot=0, width=0.75)
+    for c in ax.containers: ax.bar_label(c, fmt='%.3f', fontsize=7)
+    ax.set_ylabel('validation accuracy'); ax.set_ylim(0, 1.08); ax.set_title(title); ax.legend(fontsize=8, loc='lower right')
+    return fig

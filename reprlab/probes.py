@@ -10,11 +10,12 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.exceptions import ConvergenceWarning, NotFittedError as _SklearnNotFittedError
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -26,7 +27,7 @@ from .config import get_device
 
 # %% auto #0
 __all__ = ['NotFittedError', 'KNNClassifier', 'knn_scan', 'NearestCentroidClassifier', 'LinearSVM', 'ProbeResult', 'linear_model',
-           'linear_probe', 'run_probes', 'probe_table']
+           'linear_probe', 'run_probes', 'probe_table', 'CSelection', 'select_C']
 
 # %% ../nbs/02_probes.ipynb #ff5cc350
 def _as_2d(X, name):
@@ -90,53 +91,25 @@ def _top_rows(S: torch.Tensor, k: int, largest: bool, group: int = 64):
     v, pos = S.gather(1, cols).topk(k, dim=1, largest=largest)           # topk over k * group candidates, not w
     return v, cols.gather(1, pos)
 
-# %% ../nbs/02_probes.ipynb #cb7498ca
-class KNNClassifier(ClassifierMixin, BaseEstimator):
-    "k-nearest-neighbour classifier in torch, in blocks bounded by a memory budget; sparse codes take a sparse product."
-    def __init__(self,
-                 k: int = 5,                   # neighbours that vote
-                 metric: str = 'cosine',       # 'cosine' or 'euclidean'
-                 weights: str = 'uniform',     # 'uniform' (majority vote) or 'distance' (votes weighted by 1/distance)
-                 device=None,                  # None: settings; 'auto': CUDA when present
-                 max_block_bytes: int = 2**28, # largest score block held in memory (256 MiB)
-                 sparse='auto',                # sparse products: True, False, or 'auto' (on the CPU when both sides are < 10% non-zero)
-                 progress: bool = False,       # a progress bar over query blocks
-                ):
-        self.k, self.metric, self.weights, self.device = k, metric, weights, device
-        self.max_block_bytes, self.sparse, self.progress = max_block_bytes, sparse, progress
+def _block_scores(knn, A, As, Xt, t0, w, S):
+    "Fill S (len(A), w) with scores of A against training rows t0..t0+w: cosine similarity, or |b|^2 - 2 a.b (Euclidean)."
+    cos = knn.metric == 'cosine'
+    if As is None:                                                   # dense: one product, written in place
+        if cos: torch.mm(A, knn.X_[t0:t0 + w].T, out=S)
+        else: torch.addmm(knn.sqnorm_[t0:t0 + w][None], A, knn.X_[t0:t0 + w].T, beta=1, alpha=-2, out=S)
+        return
+    for c0 in range(0, w, 2048):                                     # sparse: a (D, 2048) slice of X^T stays in cache
+        c1 = min(w, c0 + 2048)
+        P = torch.sparse.mm(As, Xt[:, t0 + c0:t0 + c1])              # (len(A), c1 - c0) products a.b
+        if cos: S[:, c0:c1] = P
+        else: torch.add(knn.sqnorm_[t0 + c0:t0 + c1], P, alpha=-2, out=S[:, c0:c1])
 
-    def fit(self, X, y):
-        "Store the training set (on the device) and its classes."
-        if self.metric not in ('cosine', 'euclidean'): raise ValueError(f"metric={self.metric!r}: expected 'cosine' or 'euclidean'")
-        if self.weights not in ('uniform', 'distance'): raise ValueError(f"weights={self.weights!r}: expected 'uniform' or 'distance'")
-        if not (isinstance(self.k, (int, np.integer)) and self.k >= 1): raise ValueError(f"k={self.k!r}: expected a positive int")
-        if self.sparse not in (True, False, 'auto'): raise ValueError(f"sparse={self.sparse!r}: expected True, False or 'auto'")
-        X, y = _validate_Xy(self, X, y)                                                   # float64 stays float64, the rest float32
-        self.device_ = get_device(self.device)
-        self.dtype_ = torch.float64 if X.dtype == np.float64 else torch.float32
-        self.classes_, y_idx = np.unique(y, return_inverse=True)
-        self.X_ = _prepare(_torch(X, self.device_, self.dtype_), self.metric, self.device_, self.dtype_)   # (N, D)
-        self.sqnorm_ = (self.X_ * self.X_).sum(1) if self.metric == 'euclidean' else None
-        self.density_ = float((self.X_ != 0).sum()) / max(self.X_.numel(), 1)          # share of non-zero entries
-        self.y_ = torch.as_tensor(y_idx, device=self.device_)                         # (N,)
-        return self
-
+# %% ../nbs/02_probes.ipynb #cf2f9140
+class _KNNSearch:
+    "The neighbour search of `KNNClassifier`: blocks of queries against the training set within `max_block_bytes`."
     def _use_sparse(self, Q) -> bool:
         if self.sparse != 'auto': return bool(self.sparse)
         return self.device_.type == 'cpu' and self.density_ < 0.1 and float((Q != 0).sum()) / max(Q.numel(), 1) < 0.1
-
-    def _scores(self, A, As, Xt, t0, w, S):
-        "Fill S (len(A), w) with scores of A against training rows t0..t0+w: cosine similarity, or |b|^2 - 2 a.b (Euclidean)."
-        cos = self.metric == 'cosine'
-        if As is None:                                                   # dense: one product, written in place
-            if cos: torch.mm(A, self.X_[t0:t0 + w].T, out=S)
-            else: torch.addmm(self.sqnorm_[t0:t0 + w][None], A, self.X_[t0:t0 + w].T, beta=1, alpha=-2, out=S)
-            return
-        for c0 in range(0, w, 2048):                                     # sparse: a (D, 2048) slice of X^T stays in cache
-            c1 = min(w, c0 + 2048)
-            P = torch.sparse.mm(As, Xt[:, t0 + c0:t0 + c1])              # (len(A), c1 - c0) products a.b
-            if cos: S[:, c0:c1] = P
-            else: torch.add(self.sqnorm_[t0 + c0:t0 + c1], P, alpha=-2, out=S[:, c0:c1])
 
     @torch.no_grad()
     def kneighbors(self, X, k: int | None = None, exclude_self: bool = False):
@@ -166,7 +139,7 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
             for t0 in range(0, n, width):
                 w = min(width, n - t0)
                 S = buf[:len(A) * w].view(len(A), w)                     # (qb, w)
-                self._scores(A, As, Xt, t0, w, S)
+                _block_scores(self, A, As, Xt, t0, w, S)
                 if exclude_self:                                         # a training sample is not its own neighbour
                     rows = torch.arange(q0, q0 + len(A), device=self.device_)
                     hit = (rows >= t0) & (rows < t0 + w)
@@ -181,6 +154,37 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
             out_s[q0:q0 + qb], out_i[q0:q0 + qb] = best_s.gather(1, order), best_i.gather(1, order)
         d = 1 - out_s if cos else ((Q * Q).sum(1, keepdim=True) + out_s).clamp_min_(0).sqrt_()
         return d.cpu().numpy(), out_i.cpu().numpy()
+
+# %% ../nbs/02_probes.ipynb #cb7498ca
+class KNNClassifier(ClassifierMixin, _KNNSearch, BaseEstimator):
+    "k-nearest-neighbour classifier in torch, in blocks bounded by a memory budget; sparse codes take a sparse product."
+    def __init__(self,
+                 k: int = 5,                   # neighbours that vote
+                 metric: str = 'cosine',       # 'cosine' or 'euclidean'
+                 weights: str = 'uniform',     # 'uniform' (majority vote) or 'distance' (votes weighted by 1/distance)
+                 device=None,                  # None: settings; 'auto': CUDA when present
+                 max_block_bytes: int = 2**28, # largest score block held in memory (256 MiB)
+                 sparse='auto',                # sparse products: True, False, or 'auto' (on the CPU when both sides are < 10% non-zero)
+                 progress: bool = False,       # a progress bar over query blocks
+                ):
+        self.k, self.metric, self.weights, self.device = k, metric, weights, device
+        self.max_block_bytes, self.sparse, self.progress = max_block_bytes, sparse, progress
+
+    def fit(self, X, y):
+        "Store the training set (on the device) and its classes."
+        if self.metric not in ('cosine', 'euclidean'): raise ValueError(f"metric={self.metric!r}: expected 'cosine' or 'euclidean'")
+        if self.weights not in ('uniform', 'distance'): raise ValueError(f"weights={self.weights!r}: expected 'uniform' or 'distance'")
+        if not (isinstance(self.k, (int, np.integer)) and self.k >= 1): raise ValueError(f"k={self.k!r}: expected a positive int")
+        if self.sparse not in (True, False, 'auto'): raise ValueError(f"sparse={self.sparse!r}: expected True, False or 'auto'")
+        X, y = _validate_Xy(self, X, y)                                                   # float64 stays float64, the rest float32
+        self.device_ = get_device(self.device)
+        self.dtype_ = torch.float64 if X.dtype == np.float64 else torch.float32
+        self.classes_, y_idx = np.unique(y, return_inverse=True)
+        self.X_ = _prepare(_torch(X, self.device_, self.dtype_), self.metric, self.device_, self.dtype_)   # (N, D)
+        self.sqnorm_ = (self.X_ * self.X_).sum(1) if self.metric == 'euclidean' else None
+        self.density_ = float((self.X_ != 0).sum()) / max(self.X_.numel(), 1)          # share of non-zero entries
+        self.y_ = torch.as_tensor(y_idx, device=self.device_)                         # (N,)
+        return self
 
     def vote(self, dist, idx, k: int | None = None, weights: str | None = None) -> np.ndarray:
         "Class scores (Q, n_classes) from the first k neighbours (cheap: reuse one `kneighbors` call for many k)."
@@ -250,9 +254,32 @@ class NearestCentroidClassifier(ClassifierMixin, BaseEstimator):
         if self.metric == 'cosine': X = _prepare(X, 'cosine', 'cpu', torch.float64)
         return self.classes_[_distances(X, C, self.metric).argmin(1).numpy()]
 
-# %% ../nbs/02_probes.ipynb #36482f44
+# %% ../nbs/02_probes.ipynb #40e8c052
 _DTYPES = {'float32': torch.float32, 'float64': torch.float64, torch.float32: torch.float32, torch.float64: torch.float64}
 
+def _squared_hinge_lbfgs(Xa: torch.Tensor,   # (n, d + 1) inputs with the intercept column
+                        T: torch.Tensor,    # (n, K) targets +-1
+                        C: float, max_iter: int, tol: float) -> tuple[torch.Tensor, int, bool]:
+    "Minimise 1/2 |W|^2 + C sum max(0, 1 - T * (Xa W))^2 by L-BFGS: the weights (d + 1, K), iterations, converged."
+    W = torch.zeros(Xa.shape[1], T.shape[1], device=Xa.device, dtype=Xa.dtype, requires_grad=True)
+    def closure():
+        with torch.no_grad():
+            M = (1 - T * (Xa @ W)).clamp_min_(0)                            # (n, K) margins violated
+            W.grad = W.detach() - 2 * C * ((T * M).T @ Xa).T                # (d + 1, K); (G^T X)^T: the fast product
+            return 0.5 * (W * W).sum() + C * (M * M).sum()
+    g0 = float((2 * C * (T.T @ Xa)).abs().max())                            # max |gradient| at W = 0
+    opt = torch.optim.LBFGS([W], lr=1, max_iter=max_iter, tolerance_grad=tol * g0, tolerance_change=0,
+                            history_size=20, line_search_fn='strong_wolfe')
+    opt.step(closure)
+    n_iter = max(1, int(opt.state[W]['n_iter']))
+    with torch.no_grad(): closure()
+    converged = float(W.grad.abs().max()) <= tol * g0
+    if not converged:
+        warnings.warn(f"LinearSVM: not converged after {n_iter} iterations (max |gradient| {float(W.grad.abs().max()):.3g}, "
+                      f"target {tol * g0:.3g}); raise max_iter or tol, or lower C", ConvergenceWarning)
+    return W.detach(), n_iter, converged
+
+# %% ../nbs/02_probes.ipynb #36482f44
 class LinearSVM(ClassifierMixin, BaseEstimator):
     "Linear SVM (one-vs-rest, squared hinge, L2): liblinear's LinearSVC objective, fitted by L-BFGS in torch."
     def __init__(self,
@@ -284,24 +311,7 @@ class LinearSVM(ClassifierMixin, BaseEstimator):
         T = -torch.ones(len(Xa), K, device=self.device_, dtype=self.dtype_)
         if K == 1: T[y_idx == 1] = 1
         else: T[torch.arange(len(Xa)), y_idx] = 1                              # (n, K) targets +-1
-        W = torch.zeros(Xa.shape[1], K, device=self.device_, dtype=self.dtype_, requires_grad=True)
-        C = self.C
-        def closure():
-            with torch.no_grad():
-                M = (1 - T * (Xa @ W)).clamp_min_(0)                            # (n, K) margins violated
-                W.grad = W.detach() - 2 * C * ((T * M).T @ Xa).T                # (d + 1, K); (G^T X)^T: the fast product
-                return 0.5 * (W * W).sum() + C * (M * M).sum()
-        g0 = float((2 * C * (T.T @ Xa)).abs().max())                            # max |gradient| at W = 0
-        opt = torch.optim.LBFGS([W], lr=1, max_iter=self.max_iter, tolerance_grad=self.tol * g0, tolerance_change=0,
-                                history_size=20, line_search_fn='strong_wolfe')
-        opt.step(closure)
-        self.n_iter_ = max(1, int(opt.state[W]['n_iter']))
-        with torch.no_grad(): closure()
-        self.converged_ = float(W.grad.abs().max()) <= self.tol * g0
-        if not self.converged_:
-            warnings.warn(f"LinearSVM: not converged after {self.n_iter_} iterations (max |gradient| {float(W.grad.abs().max()):.3g}, "
-                          f"target {self.tol * g0:.3g}); raise max_iter or tol, or lower C", ConvergenceWarning)
-        W = W.detach()
+        W, self.n_iter_, self.converged_ = _squared_hinge_lbfgs(Xa, T, self.C, self.max_iter, self.tol)
         self.coef_, self.intercept_ = W[:-1].T.cpu().numpy(), W[-1].cpu().numpy()   # (K, d), (K,) as scikit-learn
         self.W_ = W
         return self
@@ -384,3 +394,38 @@ def probe_table(results: dict[str, ProbeResult]) -> pd.DataFrame:
     "One row per probe: train and test accuracy, fitting time."
     return pd.DataFrame([dict(probe=r.probe, train_acc=r.train_acc, test_acc=r.test_acc, fit_seconds=r.fit_seconds)
                          for r in results.values()]).set_index('probe')
+
+# %% ../nbs/02_probes.ipynb #dad3324b
+class CSelection(NamedTuple):
+    "What `select_C` chose: the C, the scores of every C (indexed by C), and the probe fitted at the chosen C."
+    C: float
+    scores: pd.DataFrame
+    probe: object
+
+def _C_param(est) -> str:
+    "The name of the estimator's C among its parameters: 'C', or a pipeline step's 'name__C'."
+    keys = [k for k in est.get_params() if k == 'C' or k.endswith('__C')]
+    if len(keys) != 1: raise ValueError(f"{type(est).__name__}: expected one C parameter, found {keys or 'none'}")
+    return keys[0]
+
+def select_C(probe,                        # 'logistic' or 'svm' (`linear_model`), or an estimator with one C parameter
+             X_train, y_train, X_val, y_val,
+             Cs=(0.01, 0.1, 1.0, 10.0),    # the grid; each C is fitted on the training split
+             X_test=None, y_test=None,     # optional: each C's test accuracy, recorded beside, never used to choose
+             **kw,                         # linear_model's other arguments (max_iter, seed, device) for a named probe
+            ) -> CSelection:
+    "C chosen on the validation split: the best validation accuracy, ties to the smaller C."
+    Cs = sorted({float(C) for C in Cs})
+    if not Cs or not np.isfinite(Cs).all() or Cs[0] <= 0: raise ValueError(f"Cs={Cs}: expected positive finite numbers")
+    if isinstance(probe, str): probe = linear_model(probe, **kw)
+    elif kw: raise TypeError(f"select_C: {sorted(kw)} apply to a named probe ('logistic' or 'svm'); set them on the estimator")
+    key = _C_param(probe)
+    X_train, X_val, X_test = _numpy(X_train), _numpy(X_val), _numpy(X_test)
+    rows, best = [], None
+    for C in Cs:                                     # ascending: a later C must be strictly better to win
+        fitted = clone(probe).set_params(**{key: C}).fit(X_train, y_train)
+        row = dict(C=C, val_acc=fitted.score(X_val, y_val))
+        if X_test is not None: row['test_acc'] = fitted.score(X_test, y_test)
+        rows.append(row)
+        if best is None or row['val_acc'] > best[1]: best = (C, row['val_acc'], fitted)
+    return CSelection(best[0], pd.DataFrame(rows).set_index('C'), best[2])

@@ -11,7 +11,11 @@ import copy
 import math
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import NamedTuple
 
+from fastcore.basics import patch
+from matplotlib.figure import Figure
 import numpy as np
 import pandas as pd
 import torch
@@ -20,12 +24,18 @@ from scipy.special import erf, erfinv
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 from .config import tqdm
+from .plots import _fig_ax, new_figure, plot_heatmap
 from .report import check_finite
 
 # %% auto #0
-__all__ = ['MAPPINGS', 'MODELS', 'relu_patterns', 'temperature', 'p_change_of', 'temperature_of', 'TemperatureMeter', 'erf_model',
-           'lr_range', 'fit_range', 'ActCooLR', 'fit_target_curve', 'mlp', 'convnet4', 'resnet_small', 'minibatches',
-           'fit_measured']
+__all__ = ['MAPPINGS', 'MODELS', 'SCHEDULES', 'relu_patterns', 'temperature', 'p_change_of', 'temperature_of', 'TemperatureMeter',
+           'erf_model', 'lr_range', 'fit_range', 'ActCooLR', 'fit_target_curve', 'mlp', 'convnet4', 'resnet_small',
+           'minibatches', 'fit_measured', 'Splits', 'image_splits', 'make_model', 'accuracy', 'n_steps',
+           'actcoolr_warmup', 'make_scheduler', 'ScheduleRun', 'train_schedule', 'range_analysis', 'measurements',
+           'layer_columns', 'half_time', 'half_times', 'cools_bottom_up', 'mean_temperature', 'linear_cooling',
+           'tracking_error', 'temperatures_at', 'measure_overhead', 'controller_temperature', 'plot_range_analysis',
+           'plot_temperature_heatmaps', 'plot_lr_curves', 'plot_val_curves', 'plot_temperature_curves',
+           'plot_training_curves']
 
 # %% ../nbs/12_temperature.ipynb #a375fea0
 def relu_patterns(out: torch.Tensor) -> torch.Tensor:
@@ -56,7 +66,7 @@ def temperature_of(p: float, mapping: str = 'exp2') -> float:
     if not 0 <= p < 1: raise ValueError(f"probability {p}: expected a value in [0, 1); a probability of 1 has no finite temperature")
     return -math.log1p(-p) / math.log(_base(mapping))
 
-# %% ../nbs/12_temperature.ipynb #8515b17b
+# %% ../nbs/12_temperature.ipynb #c1d57024
 def _rng_state():
     return torch.get_rng_state(), [torch.cuda.get_rng_state(i) for i in range(torch.cuda.device_count())]
 
@@ -102,35 +112,39 @@ class TemperatureMeter:
         try: yield
         finally: self._target = None
 
-    @torch.no_grad()
-    def measure(self, *inputs) -> dict[str, float]:
-        "Re-run the recorded batch (or `inputs`) after the step; P_same per layer (training state untouched)."
-        if not self.before_:
-            raise RuntimeError("nothing recorded to measure: arm() the meter before a training forward pass (train mode, "
-                               "gradients on), or run it inside recording(), then call measure() after optimizer.step()")
-        args, kwargs = (inputs, {}) if inputs else self._inputs or ((), {})
-        if not args and not kwargs: raise RuntimeError("measure() needs the batch: pass it, or arm() the meter before the forward pass")
-        buffers = {k: b.clone() for k, b in self.model.named_buffers()}
-        after = {}
-        devices = list(range(torch.cuda.device_count()))
-        with torch.random.fork_rng(devices=devices):
-            torch.set_rng_state(self._rng[0])
-            for i, s in enumerate(self._rng[1]): torch.cuda.set_rng_state(s, i)
-            self._target = after
-            try: self.model(*args, **kwargs)
-            finally: self._target = None
-        for k, b in self.model.named_buffers(): b.copy_(buffers[k])
-        before, self.before_, self._inputs = self.before_, None, None     # one measurement per recording; free the batch
-        self.n_patterns_ = {n: len(p) for n, p in after.items()}
-        return {n: float((before[n] == after[n]).all(1).double().mean()) for n in self.layers if n in after}
+# %% ../nbs/12_temperature.ipynb #be4f6d9f
+@patch
+@torch.no_grad()
+def measure(self: TemperatureMeter, *inputs) -> dict[str, float]:
+    "Re-run the recorded batch (or `inputs`) after the step; P_same per layer (training state untouched)."
+    if not self.before_:
+        raise RuntimeError("nothing recorded to measure: arm() the meter before a training forward pass (train mode, "
+                           "gradients on), or run it inside recording(), then call measure() after optimizer.step()")
+    args, kwargs = (inputs, {}) if inputs else self._inputs or ((), {})
+    if not args and not kwargs: raise RuntimeError("measure() needs the batch: pass it, or arm() the meter before the forward pass")
+    buffers = {k: b.clone() for k, b in self.model.named_buffers()}
+    after = {}
+    devices = list(range(torch.cuda.device_count()))
+    with torch.random.fork_rng(devices=devices):
+        torch.set_rng_state(self._rng[0])
+        for i, s in enumerate(self._rng[1]): torch.cuda.set_rng_state(s, i)
+        self._target = after
+        try: self.model(*args, **kwargs)
+        finally: self._target = None
+    for k, b in self.model.named_buffers(): b.copy_(buffers[k])
+    before, self.before_, self._inputs = self.before_, None, None     # one measurement per recording; free the batch
+    self.n_patterns_ = {n: len(p) for n, p in after.items()}
+    return {n: float((before[n] == after[n]).all(1).double().mean()) for n in self.layers if n in after}
 
-    def temperatures(self, p_same: dict[str, float]) -> dict[str, float]:
-        "Temperature of each layer from its P_same, in bits."
-        return {n: temperature(p, self.n_patterns_[n]) for n, p in p_same.items()}
+@patch
+def temperatures(self: TemperatureMeter, p_same: dict[str, float]) -> dict[str, float]:
+    "Temperature of each layer from its P_same, in bits."
+    return {n: temperature(p, self.n_patterns_[n]) for n, p in p_same.items()}
 
-    def remove(self):
-        "Remove the hooks."
-        for h in self._hooks: h.remove()
+@patch
+def remove(self: TemperatureMeter):
+    "Remove the hooks."
+    for h in self._hooks: h.remove()
 
 # %% ../nbs/12_temperature.ipynb #a55a962d
 def erf_model(lr, mu, sigma):
@@ -175,12 +189,21 @@ def fit_range(df: pd.DataFrame) -> pd.DataFrame:
         out[col] = dict(mu=mu, sigma=sigma, lr_half=float(np.exp(mu)), rmse=float(np.sqrt(np.mean((erf_model(lrs, mu, sigma) - p) ** 2))))
     return pd.DataFrame(out).T
 
-# %% ../nbs/12_temperature.ipynb #46e27126
+# %% ../nbs/12_temperature.ipynb #00f9985f
 _EPS = 1e-6   # probabilities are clipped to [_EPS, 1 - _EPS] before erfinv
 
 def _z(p: float) -> float:
     "The erf model's standard score of a probability: sqrt(2) erfinv(2p - 1), with p clipped."
     return math.sqrt(2) * float(erfinv(2 * min(max(p, _EPS), 1 - _EPS) - 1))
+
+def _target_points(target_curve) -> tuple[list[float], list[float]]:
+    "A `target_curve` checked and as plain lists (progress, bits), as the state_dict needs."
+    xs, Ts = (np.asarray(v, dtype=float).ravel() for v in target_curve)
+    if not (len(xs) == len(Ts) >= 1 and np.all(np.isfinite(Ts)) and np.all(Ts >= 0) and np.all(np.diff(xs) > 0)
+            and xs[0] >= 0 and xs[-1] <= 1):
+        raise ValueError(f"ActCooLR target_curve: expected (progress, temperature) points of equal length, progress rising "
+                         f"within [0, 1] and temperatures finite and >= 0, got {len(xs)} and {len(Ts)} points")
+    return xs.tolist(), Ts.tolist()
 
 class ActCooLR(LRScheduler):
     "A torch learning-rate scheduler that steers the measured activation-pattern temperature along T0 (1 - s)^gamma."
@@ -207,13 +230,7 @@ class ActCooLR(LRScheduler):
         if variant not in ('static', 'dynamic'): raise ValueError(f"variant={variant!r}: expected 'static' or 'dynamic'")
         if average not in ('probability', 'temperature'): raise ValueError(f"average={average!r}: expected 'probability' or 'temperature'")
         _base(mapping)
-        if target_curve is not None:
-            xs, Ts = (np.asarray(v, dtype=float).ravel() for v in target_curve)
-            if not (len(xs) == len(Ts) >= 1 and np.all(np.isfinite(Ts)) and np.all(Ts >= 0) and np.all(np.diff(xs) > 0)
-                    and xs[0] >= 0 and xs[-1] <= 1):
-                raise ValueError(f"ActCooLR target_curve: expected (progress, temperature) points of equal length, progress rising "
-                                 f"within [0, 1] and temperatures finite and >= 0, got {len(xs)} and {len(Ts)} points")
-            target_curve = (xs.tolist(), Ts.tolist())                            # plain numbers, as the state_dict needs
+        if target_curve is not None: target_curve = _target_points(target_curve)
         lr0 = optimizer.param_groups[0]['lr']
         if not 0 < lr0 < math.inf: raise ValueError(f"initial lr {lr0}: ActCooLR scales the lr, so it must be finite and > 0")
         if warmup >= total_steps: raise ValueError(f"ActCooLR warmup={warmup}: the warm-up must be shorter than the run ({total_steps} steps)")
@@ -227,72 +244,84 @@ class ActCooLR(LRScheduler):
         self.warm_, self.measured_, self.last_p_same_ = [], False, None
         super().__init__(optimizer, last_epoch)
 
-    def measures(self, k: int) -> bool:
-        "Whether optimizer step `k` (from 0) is measured: each warm-up step, then every `every` steps."
-        return k < self.warmup or (k - self.warmup + 1) % self.every == 0
+# %% ../nbs/12_temperature.ipynb #af798270
+@patch
+def measures(self: ActCooLR, k: int) -> bool:
+    "Whether optimizer step `k` (from 0) is measured: each warm-up step, then every `every` steps."
+    return k < self.warmup or (k - self.warmup + 1) % self.every == 0
 
-    def target_temperature(self, s: float) -> float:
-        "The target at progress s: T0 (1 - s)^gamma (T0 known after the warm-up unless given), or the interpolated `target_curve`."
-        if self.target_curve is not None: return float(np.interp(s, *self.target_curve))
-        return self.t0_ * max(0.0, 1.0 - s) ** self.gamma
+@patch
+def target_temperature(self: ActCooLR, s: float) -> float:
+    "The target at progress s: T0 (1 - s)^gamma (T0 known after the warm-up unless given), or the interpolated `target_curve`."
+    if self.target_curve is not None: return float(np.interp(s, *self.target_curve))
+    return self.t0_ * max(0.0, 1.0 - s) ** self.gamma
 
-    def _observe(self, k: int, p_same: dict[str, float]):
-        T = self.meter.temperatures(p_same)                                      # bits, per layer
-        if self.average == 'temperature': p = p_change_of(float(np.mean(list(T.values()))), self.mapping)
-        else: p = float(np.mean([p_change_of(t, self.mapping) for t in T.values()]))
-        self.last_p_same_, self.measured_, self.temperature_now_ = p_same, True, temperature_of(p, self.mapping)
-        if k < self.warmup:                                                      # average the warm-up in the averaged quantity
-            self.warm_.append(self.temperature_now_ if self.average == 'temperature' else p)
-            m = float(np.mean(self.warm_))
-            p = p_change_of(m, self.mapping) if self.average == 'temperature' else m
-        self.p_now_ = p
-        if k == self.warmup - 1 and self.t0 is None: self.t0_ = temperature_of(p, self.mapping)
+# %% ../nbs/12_temperature.ipynb #55ba43b5
+@patch
+def _observe(self: ActCooLR, k: int, p_same: dict[str, float]):
+    T = self.meter.temperatures(p_same)                                      # bits, per layer
+    if self.average == 'temperature': p = p_change_of(float(np.mean(list(T.values()))), self.mapping)
+    else: p = float(np.mean([p_change_of(t, self.mapping) for t in T.values()]))
+    self.last_p_same_, self.measured_, self.temperature_now_ = p_same, True, temperature_of(p, self.mapping)
+    if k < self.warmup:                                                      # average the warm-up in the averaged quantity
+        self.warm_.append(self.temperature_now_ if self.average == 'temperature' else p)
+        m = float(np.mean(self.warm_))
+        p = p_change_of(m, self.mapping) if self.average == 'temperature' else m
+    self.p_now_ = p
+    if k == self.warmup - 1 and self.t0 is None: self.t0_ = temperature_of(p, self.mapping)
 
-    def _model_lr(self, lr: float, p_now: float, p_target: float) -> float:
-        "The lr at which the erf model through (lr, p_now) gives p_target."
-        log_ratio = self.sigma * (_z(p_target) - _z(p_now))
-        new = lr * math.exp(min(log_ratio, 700.0))
-        if new > self.lr_max:
-            raise ValueError(f"ActCooLR: target temperature {self.target_temperature_:.3g} bits needs lr {new:.3g} > lr_max "
-                             f"{self.lr_max:g} (measured {self.temperature_now_:.3g} bits at lr {lr:.3g}): the target is too hot "
-                             "for this model; lower t0 or raise lr_max")
-        return new
+@patch
+def _model_lr(self: ActCooLR, lr: float, p_now: float, p_target: float) -> float:
+    "The lr at which the erf model through (lr, p_now) gives p_target."
+    log_ratio = self.sigma * (_z(p_target) - _z(p_now))
+    new = lr * math.exp(min(log_ratio, 700.0))
+    if new > self.lr_max:
+        raise ValueError(f"ActCooLR: target temperature {self.target_temperature_:.3g} bits needs lr {new:.3g} > lr_max "
+                         f"{self.lr_max:g} (measured {self.temperature_now_:.3g} bits at lr {lr:.3g}): the target is too hot "
+                         "for this model; lower t0 or raise lr_max")
+    return new
 
-    def _control(self, k: int, lr: float) -> float:
-        if k < self.warmup - 1: return lr                                       # warm-up: hold the initial lr
-        if self.measures(k):
-            self.target_temperature_ = self.target_temperature(min(k / self.total_steps, 1.0))
-            p_target = p_change_of(self.target_temperature_, self.mapping)
-            lr_model = self._model_lr(lr, self.p_now_, p_target)
-            if self.variant == 'static': self.lr_target_ = lr_model              # held until the next measurement
-            else:                                                                # SGD on the linear lr, never past the model's lr
-                return min(max(lr - self.meta_lr * (self.p_now_ - p_target), min(lr, lr_model)), max(lr, lr_model))
-        return lr + (self.lr_target_ - lr) / self.every if self.variant == 'static' else lr
+@patch
+def _control(self: ActCooLR, k: int, lr: float) -> float:
+    if k < self.warmup - 1: return lr                                       # warm-up: hold the initial lr
+    if self.measures(k):
+        self.target_temperature_ = self.target_temperature(min(k / self.total_steps, 1.0))
+        p_target = p_change_of(self.target_temperature_, self.mapping)
+        lr_model = self._model_lr(lr, self.p_now_, p_target)
+        if self.variant == 'static': self.lr_target_ = lr_model              # held until the next measurement
+        else:                                                                # SGD on the linear lr, never past the model's lr
+            return min(max(lr - self.meta_lr * (self.p_now_ - p_target), min(lr, lr_model)), max(lr, lr_model))
+    return lr + (self.lr_target_ - lr) / self.every if self.variant == 'static' else lr
 
-    def get_lr(self) -> list[float]:
-        "Learning rates after optimizer step `last_epoch - 1` (called by `step()`): measure when due, then control."
-        lrs, n = [g['lr'] for g in self.optimizer.param_groups], self.last_epoch
-        self.measured_ = False
-        if n > 0:
-            k, lr = n - 1, lrs[0]
-            if self.measures(k): self._observe(k, self.meter.measure())
-            new = self._control(k, lr)
-            lrs = [v * (new / lr) for v in lrs]                                  # every group scaled by the same factor
-        if self.measures(n): self.meter.arm()                                    # record the next step's forward pass
-        return lrs
+@patch
+def get_lr(self: ActCooLR) -> list[float]:
+    "Learning rates after optimizer step `last_epoch - 1` (called by `step()`): measure when due, then control."
+    lrs, n = [g['lr'] for g in self.optimizer.param_groups], self.last_epoch
+    self.measured_ = False
+    if n > 0:
+        k, lr = n - 1, lrs[0]
+        if self.measures(k): self._observe(k, self.meter.measure())
+        new = self._control(k, lr)
+        lrs = [v * (new / lr) for v in lrs]                                  # every group scaled by the same factor
+    if self.measures(n): self.meter.arm()                                    # record the next step's forward pass
+    return lrs
 
-    def state_dict(self) -> dict:
-        "Everything but the optimizer and the meter (plain numbers: `torch.load(weights_only=True)` reads it)."
-        return {k: v for k, v in self.__dict__.items() if k not in ('optimizer', 'meter')}
+# %% ../nbs/12_temperature.ipynb #b6feb6c1
+@patch
+def state_dict(self: ActCooLR) -> dict:
+    "Everything but the optimizer and the meter (plain numbers: `torch.load(weights_only=True)` reads it)."
+    return {k: v for k, v in self.__dict__.items() if k not in ('optimizer', 'meter')}
 
-    def load_state_dict(self, state: dict):
-        "Restore a `state_dict`; the meter is armed if the next step is measured."
-        self.__dict__.update({k: v for k, v in state.items() if k not in ('optimizer', 'meter', '_own_meter')})
-        if self.measures(self.last_epoch): self.meter.arm()
+@patch
+def load_state_dict(self: ActCooLR, state: dict):
+    "Restore a `state_dict`; the meter is armed if the next step is measured."
+    self.__dict__.update({k: v for k, v in state.items() if k not in ('optimizer', 'meter', '_own_meter')})
+    if self.measures(self.last_epoch): self.meter.arm()
 
-    def close(self):
-        "Remove the hooks of the meter this scheduler built."
-        if self._own_meter: self.meter.remove()
+@patch
+def close(self: ActCooLR):
+    "Remove the hooks of the meter this scheduler built."
+    if self._own_meter: self.meter.remove()
 
 # %% ../nbs/12_temperature.ipynb #08ef7f1e
 def fit_target_curve(progress, # progress s = step / total_steps of each measurement, in [0, 1]
@@ -385,3 +414,257 @@ def fit_measured(model: nn.Module, X: torch.Tensor, y: torch.Tensor, optimizer, 
     finally:
         if meter is not None and not act: meter.remove()
     return pd.DataFrame(rows)
+
+# %% ../nbs/12_temperature.ipynb #80ed9747
+class Splits(NamedTuple):
+    "A dataset's splits as tensors on one device; images (N, C, H, W)."
+    X_train: torch.Tensor; y_train: torch.Tensor
+    X_val: torch.Tensor; y_val: torch.Tensor
+    X_test: torch.Tensor; y_test: torch.Tensor
+
+def image_splits(ds, device=None) -> Splits:
+    "The splits of a `reprlab.data.Dataset` as tensors on `device`; a grey image (N, H, W) gets its channel axis."
+    def images(X):
+        X = torch.as_tensor(X, device=device)
+        return X[:, None] if X.dim() == 3 else X                        # (N, C, H, W)
+    return Splits(*(f(getattr(ds, f'{v}_{s}')) for s in ('train', 'val', 'test')
+                    for v, f in (('X', images), ('y', lambda y: torch.as_tensor(y, device=device)))))
+
+def make_model(name: str,        # a key of MODELS
+               X: torch.Tensor,  # training inputs (N, C, H, W): channels (or features, for mlp) and device
+               n_classes: int, width: int = 16, seed: int = 0) -> nn.Module:
+    "One of `MODELS`, its initial weights drawn from `seed` (the global random state is left as it was)."
+    if name not in MODELS: raise ValueError(f"model={name!r}: expected one of {list(MODELS)}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        m = MODELS[name](int(np.prod(X.shape[1:])), n_classes) if name == 'mlp' else MODELS[name](X.shape[1], n_classes, width=width)
+    return m.to(X.device)
+
+@torch.no_grad()
+def accuracy(model: nn.Module, X: torch.Tensor, y: torch.Tensor, chunk: int = 1000) -> float:
+    "Share of samples whose arg-max output is the label, in eval mode, `chunk` samples at a time."
+    model.eval()
+    return float(torch.cat([model(X[i:i + chunk]).argmax(1) for i in range(0, len(X), chunk)]).eq(y).float().mean())
+
+# %% ../nbs/12_temperature.ipynb #e6d3b761
+SCHEDULES = ('constant', 'step', 'onecycle', 'actcoolr')
+
+def n_steps(n_samples: int, epochs: int, batch_size: int) -> int:
+    "Optimizer steps of a run: epochs x batches per epoch (the last batch may be short)."
+    return epochs * math.ceil(n_samples / batch_size)
+
+def actcoolr_warmup(warmup: int, n_samples: int, epochs: int, batch_size: int) -> int:
+    "ActCooLR's warm-up for a run: `warmup` steps, or half the run's steps when the run is not longer than `warmup`."
+    total = n_steps(n_samples, epochs, batch_size)
+    if total < 2:
+        raise ValueError(f"schedule actcoolr: the run has {total} optimizer step (epochs {epochs} x {math.ceil(n_samples / batch_size)} "
+                         f"batches of {batch_size} from {n_samples} samples), ActCooLR needs at least 2; raise epochs or n_train, "
+                         "or lower batch_size")
+    return warmup if warmup < total else max(1, total // 2)
+
+def make_scheduler(name: str,                   # one of SCHEDULES
+                   optimizer: torch.optim.Optimizer,
+                   total_steps: int,            # optimizer steps of the run
+                   max_lr: float = 0.0,         # onecycle's peak; 0 uses the optimizer's lr
+                   model: nn.Module | None = None, # actcoolr: the model it measures
+                   **actcoolr,                  # actcoolr: the arguments of ActCooLR (sigma, t0, gamma, ...)
+                  ):
+    "The torch scheduler of a schedule (None for constant), stepped after every optimizer step."
+    lr, momentum = optimizer.param_groups[0]['lr'], optimizer.param_groups[0].get('momentum', 0)
+    if name == 'constant': return None
+    if name == 'step': return torch.optim.lr_scheduler.MultiStepLR(optimizer, [total_steps // 2, 3 * total_steps // 4], 0.1)
+    if name == 'onecycle':      # torch's 1-cycle also cycles momentum (0.85 to 0.95) unless the run has none
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr or lr, total_steps=total_steps, cycle_momentum=momentum > 0)
+    if name == 'actcoolr': return ActCooLR(optimizer, total_steps, model=model, **actcoolr)
+    raise ValueError(f"schedule {name!r}: expected one of {list(SCHEDULES)}")
+
+# %% ../nbs/12_temperature.ipynb #160acc91
+@dataclass
+class ScheduleRun:
+    "One schedule's training: its model, per-step history and accuracies."
+    name: str
+    model: nn.Module
+    history: pd.DataFrame      # one row per step (`fit_measured`)
+    test_acc: float
+    val_acc: float
+    train_loss: float          # mean loss of the last epoch
+    seconds: float             # wall-clock time of the training
+    t0: float = math.nan       # actcoolr: the initial target temperature it ran with, in bits
+    warmup: int | None = None  # actcoolr: its warm-up steps
+
+def train_schedule(name: str,                  # one of SCHEDULES
+                   model: nn.Module,           # a freshly initialised model (`make_model`): every schedule starts from the same weights
+                   splits: Splits,             # training, validation and test tensors (`image_splits`)
+                   epochs: int, batch_size: int = 64,
+                   lr: float = 0.05,           # constant's rate, step's base, onecycle's start, actcoolr's initial rate
+                   momentum: float = 0.0,      # SGD momentum of every schedule (onecycle cycles it when > 0)
+                   max_lr: float = 0.0,        # onecycle's peak; 0 uses lr
+                   every: int = 10,            # steps between temperature measurements
+                   sigma: float = 1.0,         # actcoolr: slope of the erf model (`fit_range`)
+                   t0: float | None = None,    # actcoolr: initial target in bits; None takes the warm-up's temperature
+                   gamma: float = 1.0,         # actcoolr: shape of the target T0 (1 - s)^gamma
+                   target_curve=None,          # actcoolr: (progress, bits) points to follow instead (`fit_target_curve`)
+                   warmup: int = 10,           # actcoolr: warm-up steps (half the run when the run is not longer)
+                   variant: str = 'static', mapping: str = 'exp2', average: str = 'probability',
+                   meta_lr: float = 0.05, lr_max: float = 1e2,   # actcoolr: as ActCooLR takes them
+                   seed: int = 0,              # order of the minibatches
+                   progress: bool = False, callback=None) -> ScheduleRun:
+    "Train `model` under one learning-rate schedule with temperature measurements; its history and accuracies."
+    X, y = splits.X_train, splits.y_train
+    total = n_steps(len(X), epochs, batch_size)
+    used = actcoolr_warmup(warmup, len(X), epochs, batch_size) if name == 'actcoolr' else None
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    sched = make_scheduler(name, opt, total, max_lr=max_lr, model=model, sigma=sigma, t0=t0, gamma=gamma, target_curve=target_curve,
+                           every=every, warmup=used, variant=variant, mapping=mapping, average=average, meta_lr=meta_lr,
+                           lr_max=lr_max) if name == 'actcoolr' else make_scheduler(name, opt, total, max_lr=max_lr)
+    t = time.perf_counter()
+    try:
+        h = fit_measured(model, X, y, opt, epochs, batch_size, sched, every=every, seed=seed, progress=progress, callback=callback,
+                         evaluate=lambda m: accuracy(m, splits.X_val, splits.y_val))
+    finally:
+        if name == 'actcoolr': sched.close()
+    seconds = time.perf_counter() - t
+    return ScheduleRun(name, model, h, accuracy(model, splits.X_test, splits.y_test), accuracy(model, splits.X_val, splits.y_val),
+                       float(h.loss[h.epoch == epochs - 1].mean()), seconds,
+                       t0=sched.t0_ if name == 'actcoolr' else math.nan, warmup=used)
+
+# %% ../nbs/12_temperature.ipynb #2a989114
+def range_analysis(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = 64, momentum: float = 0.0,
+                   seed: int = 0, lrs=np.logspace(-4, 2, 25)) -> pd.DataFrame:
+    "`lr_range` of `model` with cross-entropy on one seeded minibatch of (X, y), each step plain SGD with `momentum`."
+    idx = torch.randperm(len(X), generator=torch.Generator().manual_seed(seed))[:batch_size].to(X.device)
+    return lr_range(model, nn.functional.cross_entropy, X[idx], y[idx], lrs=lrs,
+                    make_optimizer=lambda params, r: torch.optim.SGD(params, lr=r, momentum=momentum))
+
+# %% ../nbs/12_temperature.ipynb #80e812d1
+def measurements(history: pd.DataFrame) -> pd.DataFrame:
+    "The measured steps of a `fit_measured` history, indexed by step."
+    if 'p_change' not in history: raise ValueError("the history has no measurements (p_change): train with every > 0")
+    return history.dropna(subset=['p_change']).set_index('step')
+
+def layer_columns(history: pd.DataFrame) -> list[str]:
+    "The per-layer temperature columns `T/<layer>` of a history, in the network's order (input first)."
+    return [c for c in history.columns if c.startswith('T/')]
+
+def half_time(series: pd.Series,  # a temperature indexed by step
+              window: int = 5,    # measurements in the running mean that smooths it
+             ) -> int | None:
+    "First step at which the smoothed temperature falls below half its peak (after the peak); None if it never does."
+    sm = series.rolling(window, min_periods=1).mean()
+    after = sm.loc[sm.idxmax():]
+    below = after[after < sm.max() / 2]
+    return int(below.index[0]) if len(below) else None
+
+def half_times(history: pd.DataFrame, window: int = 5) -> list[int | None]:
+    "Each layer's `half_time`, input first."
+    m = measurements(history)
+    return [half_time(m[c], window) for c in layer_columns(history)]
+
+def cools_bottom_up(halves: list) -> bool:
+    "Whether every layer has a half time and none is earlier than the one below it."
+    return None not in halves and all(a <= b for a, b in zip(halves, halves[1:]))
+
+# %% ../nbs/12_temperature.ipynb #abe375ce
+def mean_temperature(history: pd.DataFrame) -> pd.Series:
+    "The mean over layers of the temperature at each measured step, in bits."
+    return measurements(history)[layer_columns(history)].mean(axis=1)
+
+def linear_cooling(history: pd.DataFrame) -> tuple[int, float]:
+    "The step of the highest lr and the correlation of the mean temperature with the step from there on."
+    peak = int(history.step[history.lr.idxmax()])
+    after = mean_temperature(history).loc[peak:]
+    return peak, float(np.corrcoef(after.index, after.to_numpy())[0, 1]) if len(after) > 2 else math.nan
+
+def tracking_error(history: pd.DataFrame) -> float:
+    "ActCooLR's mean distance |T_ctrl - T_target| over the measurements that had a target, in bits."
+    a = measurements(history).dropna(subset=['T_target'])
+    return float(np.mean(np.abs(a.T_ctrl - a.T_target)))
+
+def temperatures_at(T: pd.Series,        # a temperature indexed by step
+                    total_steps: int, fractions=(0.1, 0.5, 0.9)) -> list[float]:
+    "The temperature at the measurement nearest to each fraction of the run."
+    s = T.index.to_numpy() / total_steps
+    return [float(T.iloc[np.argmin(np.abs(s - q))]) for q in fractions]
+
+# %% ../nbs/12_temperature.ipynb #e37e8816
+def measure_overhead(history: pd.DataFrame) -> float | None:
+    "Mean time per step over the mean time of the unmeasured steps; None when either kind of step is missing."
+    measured = history.p_change.notna() if 'p_change' in history else pd.Series(False, index=history.index)
+    if not measured.any() or measured.all(): return None
+    return float(history.seconds.mean() / history.seconds[~measured].mean())
+
+def controller_temperature(history: pd.DataFrame, total_steps: int, average: str = 'probability',
+                           mapping: str = 'exp2') -> tuple[pd.Series, pd.Series]:
+    "Progress (step / total_steps) and the layers' temperature averaged as ActCooLR averages, at each measured step."
+    m = measurements(history); T = m[layer_columns(history)]
+    if average == 'temperature': return pd.Series(m.index / total_steps, index=m.index), T.mean(axis=1)
+    if average != 'probability': raise ValueError(f"average={average!r}: expected 'probability' or 'temperature'")
+    return (pd.Series(m.index / total_steps, index=m.index),
+            T.apply(lambda row: temperature_of(np.mean([p_change_of(t, mapping) for t in row]), mapping), axis=1))
+
+# %% ../nbs/12_temperature.ipynb #51c7cf8e
+def plot_range_analysis(table: pd.DataFrame,  # `lr_range` / `range_analysis`
+                        fits: pd.DataFrame,   # `fit_range(table)`
+                        lr: float | None = None, # a rate to mark (the base lr)
+                        ax=None) -> Figure:
+    "Measured P_change per layer (points) and the fitted erf model (lines) against the learning rate."
+    fig, ax = _fig_ax(ax, (6, 3.6))
+    lrs = table.index.to_numpy(float)
+    grid = np.logspace(np.log10(lrs.min()), np.log10(lrs.max()), 200)
+    for i, col in enumerate(table.columns):
+        ax.plot(lrs, table[col], 'o', ms=3, color=f'C{i}')
+        ax.plot(grid, erf_model(grid, fits.loc[col, 'mu'], fits.loc[col, 'sigma']), color=f'C{i}', lw=2 if col == 'mean' else 1,
+                label=f"{col}: lr½ {fits.loc[col, 'lr_half']:.3g}, σ {fits.loc[col, 'sigma']:.2f}")
+    if lr: ax.axvline(lr, color='k', ls=':', lw=1)
+    ax.set_xscale('log'); ax.set_xlabel('learning rate of the one step'); ax.set_ylabel('P_change')
+    ax.legend(fontsize=6, loc='upper left'); ax.set_title('range analysis: one step from the initial state')
+    return fig
+
+# %% ../nbs/12_temperature.ipynb #6ca2cade
+def plot_temperature_heatmaps(histories: dict[str, pd.DataFrame]) -> Figure:
+    "One heatmap of the per-layer temperature against the step for each named history."
+    fig = new_figure((7, 1.7 * len(histories) + 0.4))
+    axes = fig.subplots(len(histories), 1, squeeze=False)[:, 0]
+    for ax, (name, h) in zip(axes, histories.items()):
+        cols = layer_columns(h); m = measurements(h)[cols]
+        plot_heatmap(m.T.to_numpy(), title=name, label='T (bits)', cmap='inferno', annotate=False,
+                     yticklabels=[c[2:] for c in cols], ylabel='layer', ax=ax)
+        ticks = np.linspace(0, len(m) - 1, 5).astype(int)
+        ax.set_xticks(ticks, m.index[ticks]); ax.set_aspect('auto')
+    axes[-1].set_xlabel('step')
+    return fig
+
+# %% ../nbs/12_temperature.ipynb #a310e662
+def plot_lr_curves(histories: dict[str, pd.DataFrame], ax=None) -> Figure:
+    "The learning rate against the step, one line per history (log scale)."
+    fig, ax = _fig_ax(ax, (4, 3.2))
+    for i, (name, h) in enumerate(histories.items()): ax.plot(h.step, h.lr, color=f'C{i}', label=name)
+    ax.set_yscale('log'); ax.set_title('learning rate'); ax.set_xlabel('step'); ax.grid(alpha=0.3)
+    return fig
+
+def plot_val_curves(histories: dict[str, pd.DataFrame], ax=None) -> Figure:
+    "The validation accuracy after each epoch, one line per history."
+    fig, ax = _fig_ax(ax, (4, 3.2))
+    for i, (name, h) in enumerate(histories.items()):
+        ev = h.dropna(subset=['val_acc']) if 'val_acc' in h else h.iloc[:0]
+        ax.plot(ev.epoch + 1, ev.val_acc, 'o-', ms=3, color=f'C{i}', label=name)
+    ax.set_title('validation accuracy'); ax.set_xlabel('epoch'); ax.grid(alpha=0.3)
+    return fig
+
+def plot_temperature_curves(histories: dict[str, pd.DataFrame], ax=None) -> Figure:
+    "The mean layer temperature against the step; a history with a target (ActCooLR) shows its controller's and the target."
+    fig, ax = _fig_ax(ax, (4, 3.2))
+    for i, (name, h) in enumerate(histories.items()):
+        m = measurements(h)
+        ax.plot(m.index, m.T_ctrl if 'T_ctrl' in m else mean_temperature(h), color=f'C{i}', lw=1, label=name)
+        if 'T_target' in m:
+            tt = m.T_target.dropna()
+            ax.plot(tt.index, tt, 'k--', lw=1, label=f'{name} target')
+    ax.set_title('mean temperature (bits)'); ax.set_xlabel('step'); ax.grid(alpha=0.3); ax.legend(fontsize=7)
+    return fig
+
+def plot_training_curves(histories: dict[str, pd.DataFrame]) -> Figure:
+    "Learning rate, validation accuracy and mean temperature of each history, side by side."
+    fig = new_figure((11, 3.2))
+    for plot, ax in zip((plot_lr_curves, plot_val_curves, plot_temperature_curves), fig.subplots(1, 3)): plot(histories, ax=ax)
+    return fig

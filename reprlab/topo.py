@@ -10,18 +10,23 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pandas as pd
 import torch
+from fastcore.basics import patch
 from matplotlib.figure import Figure
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 
 from .config import get_device, tqdm
-from .plots import SliderExplorer, new_figure, tile_images
+from .plots import LivePlot, SliderExplorer, new_figure, plot_bars, plot_curves, tile_images
+from .probes import NotFittedError, _torch, _validate_X
 from .report import DivergedError, check_finite
 
 # %% auto #0
 __all__ = ['INHIBITIONS', 'PRUNE_SCHEDULES', 'grid_positions', 'grid_distances', 'box_kernel', 'lateral_kernels', 'topo_step',
-           'topo_step_numpy', 'TopoSparseDream', 'cofiring', 'topographic_smoothness', 'feature_locality',
-           'topo_measures', 'plot_features', 'plot_reconstructions', 'plot_grid_values', 'plot_threshold_activity',
-           'ReconstructionExplorer']
+           'topo_step_numpy', 'TopoSparseDream', 'fit_numpy', 'time_topo', 'cofiring', 'topographic_smoothness',
+           'feature_locality', 'edge_change_ratio', 'topo_measures', 'plot_features', 'plot_reconstructions',
+           'plot_grid_values', 'plot_threshold_activity', 'ReconstructionExplorer', 'counterpart', 'fit_inhibitions',
+           'plot_training', 'plot_last_change', 'plot_comparison']
 
 # %% ../nbs/14_topo.ipynb #6606dfc9
 def grid_positions(kx: int, ky: int) -> np.ndarray:
@@ -117,7 +122,7 @@ def topo_step_numpy(W, t, v, E, I, lr, homeostasis_rate, sparsity, prec):
 # %% ../nbs/14_topo.ipynb #ac9adadb
 PRUNE_SCHEDULES = ('running', 'epoch')
 
-class TopoSparseDream:
+class TopoSparseDream(TransformerMixin, BaseEstimator):
     "A topographic sparse-coding layer on a kx-by-ky grid with lateral excitation, inhibition and homeostasis."
     def __init__(self,
                  kx: int = 20, ky: int = 20,         # the neuron grid, N = kx * ky
@@ -136,143 +141,246 @@ class TopoSparseDream:
                                                      # 1, 1 + prune_every, ... of each pass (the study's `i % 100 == 0`)
                  init_low: float = 0.0,              # initial weights uniform in [init_low, init_high)
                  init_high: float = 0.05,            # (the study's: 0.1 and 1)
+                 epochs: int = 1,                    # epochs of `fit`, each a fresh seeded draw of the samples
+                 samples_per_epoch: int = 0,         # samples drawn (without replacement) per epoch; 0 = all of X
                  seed: int = 0,                      # initial weights and sampling
-                 device='auto'):
-        for name, v, lo in (('kx', kx, 1), ('ky', ky, 1), ('batch_size', batch_size, 1), ('prune_every', prune_every, 1)):
-            if not isinstance(v, (int, np.integer)) or v < lo: raise ValueError(f"{name}={v!r}: expected an integer >= {lo}")
-        for name, v in (('lr', lr), ('homeostasis_rate', homeostasis_rate), ('prec', prec), ('init_high', init_high)):
-            if not np.isfinite(v) or v <= 0: raise ValueError(f"{name}={v!r}: expected a positive number")
-        if not (np.isfinite(init_low) and 0 <= init_low < init_high):
-            raise ValueError(f"init_low={init_low!r}: expected 0 <= init_low < init_high={init_high!r}")
-        if prune_schedule not in PRUNE_SCHEDULES: raise ValueError(f"prune_schedule={prune_schedule!r}: expected one of {PRUNE_SCHEDULES}")
-        if not 0 < sparsity < 1: raise ValueError(f"sparsity={sparsity!r}: expected a target activity in (0, 1)")
-        self.kx, self.ky, self.lr, self.sparsity, self.homeostasis_rate = int(kx), int(ky), lr, sparsity, homeostasis_rate
+                 device='auto',                      # 'auto': CUDA when present
+                 progress: bool = True):             # a tqdm bar over the samples of `fit`
+        self.kx, self.ky, self.lr, self.sparsity, self.homeostasis_rate = kx, ky, lr, sparsity, homeostasis_rate
         self.excitation_radius, self.inhibition, self.clip_edges = excitation_radius, inhibition, clip_edges
-        self.batch_size, self.prec, self.prune_every, self.prune_schedule = int(batch_size), prec, int(prune_every), prune_schedule
-        self.init_low, self.init_high, self.seed = init_low, init_high, seed
-        self.device = get_device(device)
-        E, I = lateral_kernels(self.kx, self.ky, excitation_radius, inhibition, clip_edges, excitation_strength,
-                               inhibition_strength, inhibition_radius)
-        self.E_, self.I_ = E, I
-        self.K_ = torch.as_tensor(E - I, device=self.device)
-        self.W_, self.t_ = None, None
-        self.samples_seen_, self.history_ = 0, []
-        self._gen = torch.Generator().manual_seed(seed)
-        self._rng = np.random.default_rng(seed)
+        self.excitation_strength, self.inhibition_strength, self.inhibition_radius = excitation_strength, inhibition_strength, inhibition_radius
+        self.batch_size, self.prec, self.prune_every, self.prune_schedule = batch_size, prec, prune_every, prune_schedule
+        self.init_low, self.init_high, self.epochs, self.samples_per_epoch = init_low, init_high, epochs, samples_per_epoch
+        self.seed, self.device, self.progress = seed, device, progress
 
-    @property
-    def n_units(self): return self.kx * self.ky
-    @property
-    def weights(self) -> np.ndarray:
-        "(N, L) learned weights."
-        self._check_fitted(); return self.W_.cpu().numpy()
-    @property
-    def thresholds(self) -> np.ndarray:
-        "(N,) thresholds."
-        self._check_fitted(); return self.t_.cpu().numpy()
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True                      # the multiplicative rule learns from intensities
+        tags.transformer_tags.preserves_dtype = ['float32']       # the activity is computed (and returned) in float32
+        return tags
+
+    # scikit-learn's common checks that TopoSparseDream fails by design: pass as `check_estimator(..., expected_failed_checks=...)`
+    expected_failed_checks = {
+        'check_methods_sample_order_invariance': "the activity is computed in float32 matrix products, whose summation order "
+                                                 "depends on a sample's place in the batch: reordered inputs differ in the last "
+                                                 "bits (about 2e-8), above the check's relative tolerance of 1e-7",
+    }
+
+    def __sklearn_is_fitted__(self) -> bool: return hasattr(self, 'W_')
 
     def _check_fitted(self):
-        if self.W_ is None: raise RuntimeError("TopoSparseDream: not trained yet; call fit or partial_fit first")
+        if not hasattr(self, 'W_'): raise NotFittedError("TopoSparseDream: not trained yet; call fit or partial_fit first")
 
-    def _as_tensor(self, X, name='X'):
-        X = torch.as_tensor(np.asarray(X, dtype=np.float32) if not torch.is_tensor(X) else X, dtype=torch.float32).to(self.device)
-        if X.ndim != 2: raise ValueError(f"{name}: expected a (samples, features) matrix, got shape {tuple(X.shape)}")
-        if self.W_ is not None and X.shape[1] != self.W_.shape[1]:
-            raise ValueError(f"{name}: {X.shape[1]} features, but the model was trained on {self.W_.shape[1]}")
-        if not torch.isfinite(X.sum()) and not torch.isfinite(X).all():  # one cheap pass; the full check only if the sum is not finite
-            raise ValueError(f"{name}: contains NaN or infinite values")
-        return X
+# %% ../nbs/14_topo.ipynb #1ce629ad
+@patch
+def _build(self: TopoSparseDream):
+    "Check the settings; the device and the lateral kernels E_, I_ and K_ = E_ - I_."
+    for name in ('kx', 'ky', 'batch_size', 'prune_every', 'epochs'):
+        v = getattr(self, name)
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1: raise ValueError(f"{name}={v!r}: expected an integer >= 1")
+    if not (isinstance(self.samples_per_epoch, (int, np.integer)) and self.samples_per_epoch >= 0):
+        raise ValueError(f"samples_per_epoch={self.samples_per_epoch!r}: expected an integer >= 0 (0 takes all of X)")
+    for name in ('lr', 'homeostasis_rate', 'prec', 'init_high'):
+        v = getattr(self, name)
+        if not (isinstance(v, (int, float, np.number)) and np.isfinite(v) and v > 0): raise ValueError(f"{name}={v!r}: expected a positive number")
+    if not (isinstance(self.init_low, (int, float, np.number)) and np.isfinite(self.init_low) and 0 <= self.init_low < self.init_high):
+        raise ValueError(f"init_low={self.init_low!r}: expected 0 <= init_low < init_high={self.init_high!r}")
+    if self.prune_schedule not in PRUNE_SCHEDULES: raise ValueError(f"prune_schedule={self.prune_schedule!r}: expected one of {PRUNE_SCHEDULES}")
+    if not (isinstance(self.sparsity, (int, float, np.number)) and 0 < self.sparsity < 1):
+        raise ValueError(f"sparsity={self.sparsity!r}: expected a target activity in (0, 1)")
+    self.device_ = get_device(self.device)
+    self.E_, self.I_ = lateral_kernels(int(self.kx), int(self.ky), self.excitation_radius, self.inhibition, self.clip_edges,
+                                       self.excitation_strength, self.inhibition_strength, self.inhibition_radius)
+    self.K_ = torch.as_tensor(self.E_ - self.I_, device=self.device_)
+    return self
 
-    def init_weights(self, n_features: int) -> TopoSparseDream:
-        "Fresh weights uniform in [init_low, init_high) (from the model's seed) and zero thresholds."
-        U = torch.rand(self.n_units, n_features, generator=self._gen)
-        self.W_ = (self.init_low + (self.init_high - self.init_low) * U).to(self.device)
-        self.t_ = torch.zeros(self.n_units, device=self.device)
-        return self
+@patch
+def _input(self: TopoSparseDream, X, name: str = 'X', reset: bool = False) -> torch.Tensor:
+    "X checked (2-d, finite, non-negative, the training width) as float32 on the device; tensors stay where they are."
+    if getattr(X, 'ndim', 2) != 2 and hasattr(X, 'shape'):
+        raise ValueError(f"{name}: expected a (samples, features) matrix, got shape {tuple(X.shape)}. Reshape your data with "
+                         f"X.reshape(1, -1) for one sample")
+    if torch.is_tensor(X):                      # the benchmark's path: no round trip through the CPU
+        if not reset and X.shape[1] != self.n_features_in_:
+            raise ValueError(f"{name} has {X.shape[1]} features, but TopoSparseDream is expecting {self.n_features_in_} features as input")
+        if not torch.isfinite(X.sum()) and not torch.isfinite(X).all(): raise ValueError(f"{name}: contains NaN or infinite values")
+        if reset: self.n_features_in_ = X.shape[1]
+        X = X.to(self.device_, torch.float32)
+    else:
+        X = _torch(_validate_X(self, X, reset=reset, dtype=np.float32), self.device_, torch.float32)
+    if X.numel() and float(X.min()) < 0:        # one pass, a sync point: the rule needs intensities
+        raise ValueError(f"Negative values in data passed to TopoSparseDream ({name}): the multiplicative rule learns from "
+                         f"non-negative inputs such as pixel intensities; shift or rescale X to [0, 1]")
+    return X
 
-    def partial_fit(self, X, progress=None) -> TopoSparseDream:
-        "One pass over X in the given order (minibatches of batch_size)."
-        X = self._as_tensor(X)
-        if self.W_ is None: self.init_weights(X.shape[1])
-        self._learn(X, progress)
-        check_finite(f'the pass ending at sample {self.samples_seen_}', lower='lr', weights=self.W_, thresholds=self.t_)
-        return self
+# %% ../nbs/14_topo.ipynb #0a895299
+@patch
+def init_weights(self: TopoSparseDream, n_features: int) -> TopoSparseDream:
+    "Check the settings, then fresh weights uniform in [init_low, init_high) from the seed, zero thresholds, nothing seen."
+    return self._build()._init(n_features)
 
-    def _learn(self, X: torch.Tensor, progress=None, where: str = '') -> TopoSparseDream:
-        B, P, total = self.batch_size, self.prune_every, torch.zeros(self.n_units, dtype=torch.float64, device=self.device)
-        for i in range(0, len(X), B):
-            O = topo_step(self.W_, self.t_, X[i:i + B], self.K_, self.lr, self.homeostasis_rate, self.sparsity, self.prec)
-            total += O.sum(0)
-            before, self.samples_seen_ = self.samples_seen_, self.samples_seen_ + len(O)
-            if self.prune_schedule == 'running': prune = self.samples_seen_ // P > before // P
-            else: prune = (i + len(O) - 1) // P > (i - 1) // P              # this minibatch holds a position i of the pass with i % P == 0
-            if prune:
-                torch.nn.functional.threshold_(self.W_, self.prec, 0.0)   # weights below prec (up to equality) set to 0, one pass
-                w_sum, t_sum = float(self.W_.sum()), float(self.t_.sum())   # NaN or inf anywhere shows in the sums
-                if not (np.isfinite(w_sum) and np.isfinite(t_sum)):
-                    raise DivergedError(f"diverged: weights or thresholds are no longer finite by sample {self.samples_seen_}{where} "
-                                        f"(lr={self.lr}, homeostasis_rate={self.homeostasis_rate}, batch_size={B}); lower lr")
-                if w_sum == 0:                                               # weights are never negative: a zero sum means all zero
-                    raise DivergedError(f"diverged: the weights collapsed by sample {self.samples_seen_}{where}: every weight fell below "
-                                        f"prec={self.prec} and was pruned (lr={self.lr}); lower lr")
-            if progress is not None: progress.update(len(O))
-        self._last_activity = (total / max(len(X), 1)).float().cpu().numpy()
-        return self
+@patch
+def _init(self: TopoSparseDream, n_features: int) -> TopoSparseDream:
+    U = torch.rand(self.n_units, n_features, generator=torch.Generator().manual_seed(self.seed))
+    self.W_ = (self.init_low + (self.init_high - self.init_low) * U).to(self.device_)
+    self.t_ = torch.zeros(self.n_units, device=self.device_)
+    self.n_features_in_, self.samples_seen_, self.history_ = n_features, 0, []
+    return self
 
-    def fit(self, X,
-            epochs: int = 1,
-            samples_per_epoch: int = 0,    # samples drawn (without replacement) per epoch; 0 = all of X
-            X_eval=None,                   # held-out inputs: reconstruction MSE after each epoch
-            progress: bool = True,         # a tqdm bar over all the samples of the fit
-            callback=None,                 # called as callback(model, epoch) after each epoch
-           ) -> TopoSparseDream:
-        "Train for `epochs` epochs, each a fresh seeded draw of the samples; appends one row per epoch to `history_`."
-        X = self._as_tensor(X)
-        if epochs < 1: raise ValueError(f"epochs={epochs!r}: expected >= 1")
-        n = min(samples_per_epoch, len(X)) if samples_per_epoch else len(X)
-        X_eval = self._as_tensor(X_eval, 'X_eval') if X_eval is not None else None
-        bar = tqdm(total=epochs * n, desc='topo', unit='sample', disable=not progress, leave=False)
-        try:
-            for epoch in range(len(self.history_), len(self.history_) + epochs):
-                order = torch.as_tensor(self._rng.permutation(len(X))[:n], device=self.device)
-                t0 = time.perf_counter()
-                if self.W_ is None: self.init_weights(X.shape[1])
-                self._learn(X[order], progress=bar, where=f' (epoch {epoch + 1})')
-                if self.device.type == 'cuda': torch.cuda.synchronize()
-                dt = time.perf_counter() - t0
-                check_finite(epoch + 1, lower='lr', weights=self.W_, thresholds=self.t_)
-                row = dict(epoch=epoch + 1, samples=n, seconds=dt, samples_per_second=n / dt,
-                           mean_activity=float(self._last_activity.mean()), threshold_mean=float(self.t_.mean()),
-                           zero_weights=float((self.W_ == 0).float().mean()))
-                if X_eval is not None: row['eval_mse'] = self.mse(X_eval)
-                self.history_.append(row)
-                if callback is not None: callback(self, epoch)
-        finally: bar.close()
-        return self
+@patch
+def partial_fit(self: TopoSparseDream, X, y=None, progress=None) -> TopoSparseDream:
+    "One pass over X in the given order (minibatches of batch_size); fresh weights first when not fitted yet."
+    if not hasattr(self, 'W_'):
+        self._build(); X = self._input(X, reset=True); self._init(X.shape[1])
+    else: X = self._input(X)
+    self._learn(X, progress)
+    check_finite(f'the pass ending at sample {self.samples_seen_}', lower='lr', weights=self.W_, thresholds=self.t_)
+    return self
 
-    @torch.no_grad()
-    def transform(self, X, batch: int = 4096) -> np.ndarray:
-        "Activity O (samples, N) of each input, with the current weights and thresholds (no learning)."
-        self._check_fitted(); X = self._as_tensor(X)
-        out = []
-        for i in range(0, len(X), batch):
-            A = torch.addmm(self.t_, X[i:i + batch], self.W_.T, beta=-1)
-            out.append(torch.sigmoid(torch.addmm(A, torch.sigmoid(A), self.K_.T)).cpu())
-        return torch.cat(out).numpy()
+@patch
+def _learn(self: TopoSparseDream, X: torch.Tensor, progress=None, where: str = '') -> TopoSparseDream:
+    B, P, total = self.batch_size, self.prune_every, torch.zeros(self.n_units, dtype=torch.float64, device=self.device_)
+    for i in range(0, len(X), B):
+        O = topo_step(self.W_, self.t_, X[i:i + B], self.K_, self.lr, self.homeostasis_rate, self.sparsity, self.prec)
+        total += O.sum(0)
+        before, self.samples_seen_ = self.samples_seen_, self.samples_seen_ + len(O)
+        if self.prune_schedule == 'running': prune = self.samples_seen_ // P > before // P
+        else: prune = (i + len(O) - 1) // P > (i - 1) // P              # this minibatch holds a position i of the pass with i % P == 0
+        if prune:
+            torch.nn.functional.threshold_(self.W_, self.prec, 0.0)   # weights below prec (up to equality) set to 0, one pass
+            w_sum, t_sum = float(self.W_.sum()), float(self.t_.sum())   # NaN or inf anywhere shows in the sums
+            if not (np.isfinite(w_sum) and np.isfinite(t_sum)):
+                raise DivergedError(f"diverged: weights or thresholds are no longer finite by sample {self.samples_seen_}{where} "
+                                    f"(lr={self.lr}, homeostasis_rate={self.homeostasis_rate}, batch_size={B}); lower lr")
+            if w_sum == 0:                                               # weights are never negative: a zero sum means all zero
+                raise DivergedError(f"diverged: the weights collapsed by sample {self.samples_seen_}{where}: every weight fell below "
+                                    f"prec={self.prec} and was pruned (lr={self.lr}); lower lr")
+        if progress is not None: progress.update(len(O))
+    self._last_activity = (total / max(len(X), 1)).float().cpu().numpy()
+    return self
 
-    def reconstruct(self, X) -> np.ndarray:
-        "Reconstructions O W (samples, L)."
-        return self.transform(X) @ self.weights
+# %% ../nbs/14_topo.ipynb #82febf04
+@patch
+def fit(self: TopoSparseDream, X, y=None,               # y is ignored: the layer learns without labels
+        X_eval=None,                   # held-out inputs: reconstruction MSE after each epoch
+        callback=None,                 # called as callback(model, epoch) after each epoch
+       ) -> TopoSparseDream:
+    "Fresh weights from the seed, then `epochs` epochs, each a fresh seeded draw of the samples; one row per epoch in `history_`."
+    self._build()
+    X = self._input(X, reset=True)
+    n = min(self.samples_per_epoch, len(X)) if self.samples_per_epoch else len(X)
+    X_eval = self._input(X_eval, 'X_eval') if X_eval is not None else None
+    self._init(X.shape[1])
+    rng = np.random.default_rng(self.seed)
+    bar = tqdm(total=self.epochs * n, desc='topo', unit='sample', disable=not self.progress, leave=False)
+    try:
+        for epoch in range(self.epochs):
+            order = torch.as_tensor(rng.permutation(len(X))[:n], device=self.device_)
+            W0, t0 = self.W_.clone(), time.perf_counter()
+            self._learn(X[order], progress=bar, where=f' (epoch {epoch + 1})')
+            if self.device_.type == 'cuda': torch.cuda.synchronize()
+            dt = time.perf_counter() - t0
+            check_finite(epoch + 1, lower='lr', weights=self.W_, thresholds=self.t_)
+            # how far each neuron's weights moved in this epoch, relative to their size at its start: (N,)
+            self.last_change_ = ((self.W_ - W0).norm(dim=1) / W0.norm(dim=1).clamp_min(1e-12)).cpu().numpy()
+            row = dict(epoch=epoch + 1, samples=n, seconds=dt, samples_per_second=n / dt,
+                       mean_activity=float(self._last_activity.mean()), threshold_mean=float(self.t_.mean()),
+                       zero_weights=float((self.W_ == 0).float().mean()))
+            if X_eval is not None: row['eval_mse'] = self.mse(X_eval)
+            self.history_.append(row)
+            if callback is not None: callback(self, epoch)
+    finally: bar.close()
+    return self
 
-    def mse(self, X) -> float:
-        "Mean squared reconstruction error per input value."
-        X = np.asarray(X.cpu() if torch.is_tensor(X) else X, dtype=np.float32)
-        return float(((X - self.reconstruct(X)) ** 2).mean())
+# %% ../nbs/14_topo.ipynb #e7992d01
+@patch(as_prop=True)
+def n_units(self: TopoSparseDream) -> int: return self.kx * self.ky
 
-    def __repr__(self):
-        inh = self.inhibition if isinstance(self.inhibition, str) else 'custom'
-        return (f"TopoSparseDream({self.kx}x{self.ky}, lr={self.lr}, sparsity={self.sparsity}, homeostasis_rate={self.homeostasis_rate}, "
-                f"ex={self.excitation_radius}, inhibition={inh!r}, batch_size={self.batch_size}, samples_seen={self.samples_seen_})")
+@patch(as_prop=True)
+def weights(self: TopoSparseDream) -> np.ndarray:
+    "(N, L) learned weights."
+    self._check_fitted(); return self.W_.cpu().numpy()
+
+@patch(as_prop=True)
+def thresholds(self: TopoSparseDream) -> np.ndarray:
+    "(N,) thresholds."
+    self._check_fitted(); return self.t_.cpu().numpy()
+
+@patch
+@torch.no_grad()
+def transform(self: TopoSparseDream, X, batch: int = 4096) -> np.ndarray:
+    "Activity O (samples, N) of each input, with the current weights and thresholds (no learning)."
+    self._check_fitted(); X = self._input(X)
+    out = []
+    for i in range(0, len(X), batch):
+        A = torch.addmm(self.t_, X[i:i + batch], self.W_.T, beta=-1)
+        out.append(torch.sigmoid(torch.addmm(A, torch.sigmoid(A), self.K_.T)).cpu())
+    return torch.cat(out).numpy()
+
+@patch
+def reconstruct(self: TopoSparseDream, X) -> np.ndarray:
+    "Reconstructions O W (samples, L)."
+    return self.transform(X) @ self.weights
+
+@patch
+def mse(self: TopoSparseDream, X) -> float:
+    "Mean squared reconstruction error per input value."
+    X = np.asarray(X.cpu() if torch.is_tensor(X) else X, dtype=np.float32)
+    return float(((X - self.reconstruct(X)) ** 2).mean())
+
+# %% ../nbs/14_topo.ipynb #d067bff7
+def fit_numpy(W: np.ndarray, t: np.ndarray,  # (N, L) weights and (N,) thresholds, float64, updated in place
+              X: np.ndarray,                 # (n, L) inputs, learned in order
+              E: np.ndarray, I: np.ndarray,  # (N, N) excitation and inhibition kernels
+              lr: float, homeostasis_rate: float, sparsity: float,
+              prec: float = 1e-3,            # reconstruction floor and pruning threshold
+              prune_every: int = 100,        # weights below prec set to 0 after every prune_every-th sample
+             ) -> tuple[np.ndarray, np.ndarray]:
+    "One pass of the per-sample NumPy loop the original ran (`topo_step_numpy`, pruning on the running count): W and t."
+    for i, v in enumerate(np.asarray(X, dtype=np.float64)):
+        topo_step_numpy(W, t, v, E, I, lr, homeostasis_rate, sparsity, prec)
+        if (i + 1) % prune_every == 0: W[W < prec] = 0
+    return W, t
+
+# %% ../nbs/14_topo.ipynb #dd9c1b2b
+def _best_seconds(fn, repeats: int, device) -> float:
+    "The fastest of `repeats` calls of fn, GPU work synchronised before the clock stops."
+    best = float('inf')
+    for _ in range(repeats):
+        t = time.perf_counter(); fn()
+        if device.type == 'cuda': torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+def time_topo(model: TopoSparseDream,    # the rule's settings (its batch_size is replaced); weights from its seed
+              X,                         # (n, L) non-negative inputs, learned in order
+              n_sample: int,             # samples learned by each per-sample implementation
+              n_batch: int,              # samples learned by the batch mode
+              batch_size: int = 100,     # minibatch of the batch mode
+              repeats: int = 2,          # timed repeats per implementation, the fastest kept
+             ) -> pd.DataFrame:
+    "Samples per second of the NumPy loop, the per-sample model and the batch model on the same samples and initial weights."
+    X = np.asarray(X, dtype=np.float32)
+    if len(X) < max(n_sample, n_batch): raise ValueError(f"X has {len(X)} samples; n_sample={n_sample} and n_batch={n_batch} need that many")
+    W_init = clone(model).set_params(device='cpu').init_weights(X.shape[1]).weights
+    E, I = (k.astype(np.float64) for k in lateral_kernels(model.kx, model.ky, model.excitation_radius, model.inhibition, model.clip_edges,
+                                                          model.excitation_strength, model.inhibition_strength, model.inhibition_radius))
+    def numpy_loop():
+        fit_numpy(W_init.astype(np.float64), np.zeros(len(W_init)), X[:n_sample], E, I, model.lr, model.homeostasis_rate,
+                  model.sparsity, model.prec, model.prune_every)
+    def reprlab_pass(B, n):
+        m = clone(model).set_params(batch_size=B).init_weights(X.shape[1])   # the same weights, drawn from the same seed
+        Xt = torch.as_tensor(X[:n], device=m.device_)
+        return lambda: m.partial_fit(Xt)
+    device = get_device(model.device)
+    rows = [dict(implementation='NumPy per-sample loop (float64)', samples=n_sample, seconds=_best_seconds(numpy_loop, repeats, device)),
+            dict(implementation='reprlab per-sample', samples=n_sample, seconds=_best_seconds(reprlab_pass(1, n_sample), repeats, device)),
+            dict(implementation=f'reprlab batch {batch_size}', samples=n_batch,
+                 seconds=_best_seconds(reprlab_pass(batch_size, n_batch), repeats, device))]
+    table = pd.DataFrame(rows).set_index('implementation')
+    table['samples_per_second'] = table.samples / table.seconds
+    table['speedup_vs_numpy'] = table.samples_per_second / table.samples_per_second.iloc[0]
+    return table
 
 # %% ../nbs/14_topo.ipynb #eb67066f
 def cofiring(O,                       # (samples, N) activity
@@ -311,12 +419,23 @@ def feature_locality(W, shape: tuple) -> np.ndarray:
         var = M @ rows ** 2 - cr ** 2 + M @ cols ** 2 - cc ** 2
     return np.where(mass > 0, np.sqrt(np.maximum(var, 0)), np.nan)
 
+# %% ../nbs/14_topo.ipynb #66c4dd48
+def edge_change_ratio(change,               # (N,) a per-neuron value, e.g. `last_change_`
+                      kx: int, ky: int) -> float:
+    "Mean of `change` over the neurons on the grid's edge, over its mean in the interior (NaN when the grid has no interior)."
+    change = np.asarray(change, dtype=np.float64)
+    if change.shape != (kx * ky,): raise ValueError(f"change has shape {change.shape}, expected ({kx * ky},) for a {kx}x{ky} grid")
+    P = grid_positions(kx, ky)
+    edge = (P[:, 0] == 0) | (P[:, 0] == kx - 1) | (P[:, 1] == 0) | (P[:, 1] == ky - 1)
+    if edge.all(): return float('nan')
+    return float(change[edge].mean() / max(change[~edge].mean(), 1e-12))
+
 # %% ../nbs/14_topo.ipynb #52a35f88
 def topo_measures(model: TopoSparseDream, X_test, y_test=None, X_train=None, y_train=None,
                   shape: tuple | None = None,      # image shape of an input, for feature locality
                   share: float = 0.5,              # co-firing share
                   seed: int = 0) -> dict:
-    "Every measure of the issue on held-out data; a linear probe on the activity when labels are given."
+    "Every measure of the issue on held-out data; a linear probe on the activity when labels are given; speed and edge change from the fit."
     from reprlab.probes import linear_probe
     from reprlab.stats import lifetime_sparseness, population_sparseness
     O = model.transform(X_test)
@@ -330,6 +449,9 @@ def topo_measures(model: TopoSparseDream, X_test, y_test=None, X_train=None, y_t
     if shape is not None: out['feature_spread'] = float(np.nanmean(feature_locality(W, shape)))
     if y_test is not None and X_train is not None and y_train is not None:
         out['probe_acc'] = linear_probe(model.transform(X_train), y_train, O, y_test, seed=seed).test_acc
+    if model.history_: out['samples_per_second'] = float(np.mean([r['samples_per_second'] for r in model.history_]))
+    if len(model.history_) > 1:                    # the last epoch's change, from weights that were already trained
+        out['edge_change_ratio'] = edge_change_ratio(model.last_change_, model.kx, model.ky)
     return out
 
 # %% ../nbs/14_topo.ipynb #e328f0ac
@@ -394,3 +516,49 @@ class ReconstructionExplorer(SliderExplorer):
     def draw(self, i: int) -> Figure:
         lab = None if self.labels is None else [f'input {i}: {self.labels[i]}']
         return plot_reconstructions(self.model, self.X[i], self.shape, labels=lab)
+
+# %% ../nbs/14_topo.ipynb #d6d8ac4e
+def counterpart(inhibition: str) -> str:
+    "The setting an inhibition is compared with: 'surround' for 'none', else 'none'."
+    if inhibition not in INHIBITIONS: raise ValueError(f"inhibition={inhibition!r}: expected one of {INHIBITIONS}")
+    return 'surround' if inhibition == 'none' else 'none'
+
+def fit_inhibitions(model: TopoSparseDream,       # the settings shared by every run (its inhibition is replaced)
+                    inhibitions: list[str],       # the settings to train, e.g. [inhibition, counterpart(inhibition)]
+                    X, X_eval=None,               # training inputs; held-out inputs scored after each epoch
+                    live: bool = True,            # a LivePlot of the validation error per setting (JupyterLab: redrawn each epoch)
+                   ) -> dict[str, TopoSparseDream]:
+    "One clone of `model` per inhibition setting, each fitted from the same seed on the same samples."
+    models = {}
+    for inh in inhibitions:
+        cb = LivePlot('eval_mse', title=f'inhibition {inh}: validation reconstruction error', final=False) if live and X_eval is not None else None
+        models[inh] = clone(model).set_params(inhibition=inh).fit(X, X_eval=X_eval, callback=cb)
+    return models
+
+# %% ../nbs/14_topo.ipynb #bf430615
+def plot_training(models: dict[str, TopoSparseDream]) -> Figure:
+    "Validation reconstruction error (when fitted with X_eval) and mean training activity per epoch, one curve per model."
+    curve = lambda col: {k: pd.Series([r.get(col, np.nan) for r in m.history_], index=[r['epoch'] for r in m.history_])
+                         for k, m in models.items()}
+    fig = new_figure((10, 3.2)); ax = fig.subplots(1, 2)
+    plot_curves(curve('eval_mse'), xlabel='epoch', ylabel='validation MSE', title='reconstruction error', ax=ax[0])
+    sparsity = ', '.join(sorted({f'{m.sparsity:g}' for m in models.values()}))
+    plot_curves(curve('mean_activity'), xlabel='epoch', ylabel='mean training activity', title=f'activity (target {sparsity})', ax=ax[1])
+    return fig
+
+def plot_last_change(models: dict[str, TopoSparseDream]) -> Figure:
+    "Each model's relative weight change per neuron in its last epoch (`last_change_`), on the grid."
+    fig = new_figure((4.2 * len(models), 3.4)); ax = fig.subplots(1, len(models), squeeze=False)[0]
+    for a, (k, m) in zip(ax, models.items()):
+        plot_grid_values(m.last_change_, m.kx, m.ky, title=f'{k}: relative weight change, last epoch', ax=a)
+    return fig
+
+def plot_comparison(rows: dict[str, dict],                 # setting -> its topo_measures
+                    titles: dict[str, str] | None = None,  # measure -> panel title (default: test MSE, co-firing, probe accuracy)
+                   ) -> Figure:
+    "The settings side by side, one panel of bars per measure."
+    titles = titles or {'test_mse': 'test MSE', 'cofiring': 'co-firing', 'probe_acc': 'linear probe accuracy'}
+    fig = new_figure((3.4 * len(titles), 3)); ax = fig.subplots(1, len(titles), squeeze=False)[0]
+    for a, (k, t) in zip(ax, titles.items()):
+        plot_bars({s: r[k] for s, r in rows.items()}, title=t, fmt='{:.3f}' if k == 'probe_acc' else '{:.4f}', ax=a)
+    return fig

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 from conftest import reprlab
+from sklearn.base import clone
 
 from reprlab.centroid import CCENet, CentroidNet, centroid_loss
 from reprlab.report import DivergedError
@@ -43,24 +44,24 @@ def test_loss_gradient_matches_finite_differences_of_the_formulas():
 
 def test_nets_check_their_input_and_predict_shapes():
     X, y = np.random.default_rng(0).random((60, 6)), np.arange(60) % 3
-    net = CentroidNet(6, 3, layers='8,4', device='cpu')
+    net = CentroidNet(layers='8,4', epochs=2, device='cpu', progress=False)
     with pytest.raises(RuntimeError, match='fit'): net.predict(X)
-    with pytest.raises(ValueError, match='features'): net.fit(X[:, :5], y, 1, progress=False)
-    with pytest.raises(ValueError, match='labels'): net.fit(X, y + 1, 1, progress=False)
-    with pytest.raises(ValueError, match='lacks classes'): CentroidNet(6, 4, layers='8,4', device='cpu').fit(X, y, 1, progress=False)
-    net.fit(X, y, 2, progress=False)
-    assert net.predict(X).shape == (60,) and net.centroids_.shape == (3, 4) and len(net.history) == 2
-    cce = CCENet(6, 3, layers='8,4', device='cpu').fit(X, y, 2, progress=False)
-    assert set(cce.predict(X)) <= {0, 1, 2} and 'cce' in cce.history
+    net.fit(X, y)
+    with pytest.raises(ValueError, match='features'): net.predict(X[:, :5])
+    with pytest.raises(ValueError, match='do not occur in the training labels'): clone(net).fit(X, y, {'val': (X, y + 1)})
+    assert net.predict(X).shape == (60,) and net.centroids_.shape == (3, 4) and len(net.history_) == 2 == net.n_iter_
+    assert net.transform(X).shape == (60, 4) and net.n_features_in_ == 6
+    cce = CCENet(layers='8,4', epochs=2, device='cpu', progress=False).fit(X, y)
+    assert set(cce.predict(X)) <= {0, 1, 2} and 'cce' in cce.history_
 
 
 def test_a_growing_representation_is_divergence_even_with_a_finite_loss():
     "The centroid loss sees only directions: h can blow up while the loss stays in [-1, 1]; the epoch check catches h."
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(300, 40)), np.arange(300) % 4
-    net = CentroidNet(40, 4, layers='64,16,64', lr=1e3, batch_size=100, device='cpu')
-    with pytest.raises(DivergedError, match=r'^diverged: .* at epoch \d+; lower lr$') as e: net.fit(X, y, 2, progress=False)
-    assert len(net.history) == 0 and ('h is' in str(e.value) or 'weights is' in str(e.value))
+    net = CentroidNet(layers='64,16,64', lr=1e3, batch_size=100, epochs=2, device='cpu', progress=False)
+    with pytest.raises(DivergedError, match=r'^diverged: .* at epoch \d+; lower lr$') as e: net.fit(X, y)
+    assert len(net.history_) == 0 and ('h is' in str(e.value) or 'weights is' in str(e.value))
 
 
 def test_keep_best_ends_with_the_best_validation_epoch():
@@ -68,12 +69,12 @@ def test_keep_best_ends_with_the_best_validation_epoch():
     centres = rng.normal(0, 1.2, (3, 10))
     y = np.arange(360) % 3
     X = centres[y] + rng.normal(0, 1, (360, 10))
-    kept = CentroidNet(10, 3, layers='32,8', lr=1e-2, batch_size=40, device='cpu', seed=2)
-    kept.fit(X[:120], y[:120], 15, {'val': (X[120:240], y[120:240]), 'test': (X[240:], y[240:])}, progress=False, keep_best=True)
-    h = kept.history
+    kept = CentroidNet(layers='32,8', lr=1e-2, batch_size=40, epochs=15, keep_best=True, device='cpu', seed=2, progress=False)
+    kept.fit(X[:120], y[:120], {'val': (X[120:240], y[120:240]), 'test': (X[240:], y[240:])})
+    h = kept.history_
     assert kept.best_epoch_ == h.val_f1.idxmax() and {'train_f1', 'val_f1', 'test_f1'} <= set(h.columns)
     assert kept.score(X[120:240], y[120:240]) == h.val_acc[kept.best_epoch_]
-    with pytest.raises(ValueError, match="needs a non-empty 'val'"): kept.fit(X, y, 1, progress=False, keep_best=True)
+    with pytest.raises(ValueError, match="needs eval_sets with a non-empty 'val'"): kept.fit(X, y)
 
 
 def _run(*params, expect=0):
@@ -93,28 +94,31 @@ def test_presets_hold_every_study_value_and_the_lab_defaults_differ():
         assert p.type not in ('int', 'float') or p.constraint, p.name
     assert params['dataset'].default == 'corel_hard' and params['scale'].default == 'none'
     assert [k for k, v in study.items() if params[k].default != v] == ['layers', 'lr', 'batch_size', 'epochs', 'baselines']
+    assert 'seeds' not in params and params['seed'].type == 'int'     # a run trains on one seed; replicates are `reprlab sweep --seeds`
+    r = reprlab('run', 'centroid_clustering', '-p', 'seeds', '3', '--dry-run')
+    assert r.returncode == 2 and 'seeds' in r.stderr
 
 
 def test_study_preset_runs_with_tiny_sizes_and_says_how_it_differs(lab):
-    out = _run(('preset', 'study'), ('layers', '32,16'), ('epochs', '3'), ('batch_size', '100'), ('n_train', '300'), ('seeds', '2'))
+    out = _run(('preset', 'study'), ('layers', '32,16'), ('epochs', '3'), ('batch_size', '100'), ('n_train', '300'), ('seed', '1'))
     m, d, p = out['metrics'], Path(out['run_dir']), out['params']
     assert out['status'] == 'ok' and p['preset'] == 'study'
     assert (p['dataset'], p['lr'], p['scale'], p['baselines'], p['study_cce']) == ('corel_hard', 0.00065, 'none', True, True)   # from the preset
     assert (p['layers'], p['epochs'], p['batch_size']) == ('32,16', 3, 100)                                          # explicit values win
     for k in ('test_acc', 'val_acc', 'test_f1', 'cce_test_acc', 'cce_study_test_acc', 'logreg_test_acc', 'svm_test_acc'):
         assert 0.1 <= m[k] <= 1, (k, m[k])
-    assert m['n_train'] == 300 and m['n_test'] == 1000 and m['test_acc_std'] > 0 and m['hopes_total'] == 4
+    assert m['n_train'] == 300 and m['n_test'] == 1000 and m['hopes_total'] == 4 and not any(k.endswith('_std') for k in m)   # one seed per run
     assert 1 <= m['best_epoch'] <= 3 and abs(m['gap_cce'] - (m['test_acc'] - m['cce_test_acc']) * 100) < 1e-9
     assert {p.stem for p in (d / 'figures').glob('*.png')} == {'comparison', 'accuracy', 'norms', 'centroid_movement', 'latent'}
+    assert {p.name for p in (d / 'tracking').iterdir()} == {'centroid.csv', 'cce.csv', 'cce_study.csv'}
     for kind in ('centroid', 'cce', 'cce_study'):
-        for s in (0, 1):
-            t = pd.read_csv(d / 'tracking' / f'{kind}_seed{s}.csv', index_col='epoch')
-            assert list(t.index) == [1, 2, 3] and {'grad_norm', 'weight_norm', 'act_norm_val', 'test_acc', 'val_f1'} <= set(t.columns)
-    seed_rows = [pd.read_csv(d / 'tracking' / f'centroid_seed{s}.csv', index_col='epoch') for s in (0, 1)]
-    assert np.isclose(np.mean([t.test_acc[t.val_f1.idxmax()] for t in seed_rows]), m['test_acc'])   # the best-validation epoch's numbers
+        t = pd.read_csv(d / 'tracking' / f'{kind}.csv', index_col='epoch')
+        assert list(t.index) == [1, 2, 3] and {'grad_norm', 'weight_norm', 'act_norm_val', 'test_acc', 'val_f1'} <= set(t.columns)
+        prefix = {'centroid': '', 'cce': 'cce_', 'cce_study': 'cce_study_'}[kind]
+        assert t.test_acc[t.val_f1.idxmax()] == m[f'{prefix}test_acc'] and t.val_f1.idxmax() == m[f'{prefix}best_epoch']   # the best-validation epoch's numbers
     dialog = (d / 'dialog.md').read_text()
     assert f"{m['test_acc']:.1%}" in dialog and f"{m['cce_study_test_acc']:.1%}" in dialog
-    assert "`layers` = '32,16' (study: '2048,256,4096')" in dialog and '`lr`' not in dialog and 'It trains on 300' in dialog
+    assert "`layers` = '32,16' (study: '2048,256,4096')" in dialog and '`lr`' not in dialog and 'trains on 300' in dialog
     assert 'Differs from the study' in (d / 'report.html').read_text()
 
 
@@ -129,8 +133,9 @@ def test_a_diverging_run_fails_clearly_and_keeps_its_tracking(lab):
     out = _run(('lr', '1e3'), ('epochs', '2'), ('n_train', '300'), ('layers', '64,16,64'), ('baselines', 'false'), expect=1)
     assert out['status'] == 'failed' and out['error'].startswith('diverged:') and 'lower lr' in out['error'], out['error']
     d = Path(out['run_dir'])
-    assert (d / 'tracking' / 'centroid_seed0.csv').exists() and Path(out['report']).exists()
-    assert not (d / 'dialog.md').exists() or not (d / 'dialog.md').read_text().strip()
+    assert (d / 'tracking' / 'centroid.csv').exists() and Path(out['report']).exists()
+    said = [s for s in (d / 'dialog.md').read_text().split('\n\n') if s.strip()] if (d / 'dialog.md').exists() else []
+    assert all(s.startswith('Preset **lab**') for s in said), said       # begin's preset sentence only: no verdict on the bad numbers
     assert 'hopes_total' not in out['metrics']
 
 
@@ -141,7 +146,7 @@ def test_one_epoch_runs_and_says_there_is_no_centroid_movement(lab):
     assert out['status'] == 'ok' and out['metrics']['best_epoch'] == 1, out.get('error')
     assert (d / 'figures' / 'centroid_movement.png').exists()
     assert 'a single epoch: no centroid movement to report' in (d / 'dialog.md').read_text()
-    t = pd.read_csv(d / 'tracking' / 'centroid_seed0.csv', index_col='epoch')
+    t = pd.read_csv(d / 'tracking' / 'centroid.csv', index_col='epoch')
     assert list(t.index) == [1] and t.centroid_moved_mean.isna().all()
 
 

@@ -48,7 +48,7 @@ def test_run_quickstart_writes_report_files_and_row(shared):
     figs = sorted(p.name for p in (rdir / 'figures').glob('*.png'))
     assert figs == ['confusion.png', 'knn_scan.png', 'mistakes.png', 'probes.png', 'samples.png']
     params = json.loads((rdir / 'params.json').read_text())
-    assert params == {'dataset': 'digits', 'n_train': 300, 'metric': 'euclidean', 'ks': '1,3,5', 'C': 1.0, 'seed': 0}
+    assert params == {'dataset': 'digits', 'n_train': 300, 'metric': 'euclidean', 'ks': [1, 3, 5], 'C': 1.0, 'seed': 0}
     metrics = json.loads((rdir / 'metrics.json').read_text())
     assert metrics == out['metrics'] and metrics['n_train'] == 300 and 0.5 < metrics['knn_test_acc'] <= 1
     env = json.loads((rdir / 'environment.json').read_text())
@@ -112,7 +112,7 @@ def test_params_file_typed_and_checked(lab, tmp_path):
     r = reprlab('run', 'quickstart', '--params-file', good, '-p', 'n_train', '250', '--json')
     assert r.returncode == 0, r.stderr
     p = json.loads(r.stdout)['params']
-    assert p['n_train'] == 250 and p['ks'] == '1,3' and p['C'] == 2.0          # -p wins over the file
+    assert p['n_train'] == 250 and p['ks'] == [1, 3] and p['C'] == 2.0          # -p wins over the file
     for text, msg in [('n_train: many\n', "parameter 'n_train' expects int (default 0), got 'many'"),
                       ('C: -2\n', "parameter 'C' = -2.0: expected > 0")]:
         bad = tmp_path / 'bad.yaml'

@@ -186,7 +186,7 @@ def test_dry_run_checks_and_starts_nothing(lab):
     bad = _run([str(BIN / 'reprlab'), 'run', 'quickstart', '-p', 'k', '3', '--dry-run'])
     assert bad.returncode == 2 and "unknown parameter(s) 'k'; did you mean 'ks'" in bad.stderr, bad.stderr
     ok = _run([str(BIN / 'reprlab'), 'run', 'quickstart', '-p', 'ks', '1,3', '--dry-run'])
-    assert ok.returncode == 0 and json.loads(ok.stdout.split(' would run with ')[1].rsplit('; nothing', 1)[0])['ks'] == '1,3'
+    assert ok.returncode == 0 and json.loads(ok.stdout.split(' would run with ')[1].rsplit('; nothing', 1)[0])['ks'] == [1, 3]
     sweep = _run([str(BIN / 'reprlab'), 'sweep', 'quickstart', '--grid', 'metric=cosine,euclidean', '--seeds', '2', '--dry-run'])
     assert sweep.returncode == 0 and ': 4 points' in sweep.stdout, sweep.stdout + sweep.stderr
     assert not (lab / 'reports').exists() and not (lab / 'results.sqlite').exists()

@@ -29,7 +29,7 @@ TINY = {
     'bench_probes': dict(n_train=200, n_query=50, k=3, units=16, code_k=2, code_train=200, svm_compare=100),
     'bench_topo': dict(kx=4, ky=4, n_sample=50, n_batch=100, batch_size=10),
     'centroid_clustering': dict(layers='16,10', n_train=300, batch_size=100, baselines=False),   # test_centroid runs the baselines
-    'dreamcomp': dict(kx=3, ky=3, n_train=200, batch_size=20, seeds=1),
+    'dreamcomp': dict(kx=3, ky=3, n_train=200, batch_size=20),
     'kh_readout': dict(n_units=20, k=2, n_train=300, batch_size=20, readout_lrs='0.01', readout_scales='unit'),
     'sparse_contrastive': dict(units=16, top_k=2, compare_top_k='0,2', batch_size=64, hidden='16', width=4, knn_k=3,
                                svm_max_iter=20, val_size=100, n_train=300),

@@ -13,8 +13,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from reprlab.centroid import CCENet, CentroidNet
 from reprlab.competitive import DreamComp, KrotovHopfield
 from reprlab.probes import KNNClassifier, LinearSVM, NearestCentroidClassifier, linear_model
+from reprlab.topo import TopoSparseDream
 
 
 def _estimators():
@@ -28,6 +30,8 @@ def _estimators():
                       {'label_lr': [0.05, 0.1]}, 0.7),
         'kh': (KrotovHopfield(30, k=3, epochs=3, batch_size=50, readout_epochs=20, readout_lr=0.03, progress=False, device='cpu'),
                {'readout_lr': [0.01, 0.03]}, 0.6),
+        'centroid_net': (CentroidNet(layers='64,32', lr=0.01, batch_size=50, epochs=10, progress=False, device='cpu'), {'lr': [0.003, 0.01]}, 0.85),
+        'cce_net': (CCENet(layers='64,32', lr=0.01, batch_size=50, epochs=10, progress=False, device='cpu'), {'lr': [0.003, 0.01]}, 0.85),
     }
 
 NAMES = list(_estimators())
@@ -96,4 +100,40 @@ def test_pickle_keeps_predictions_and_seeds_fix_them(name, digits):
 @parametrize_with_checks([e for name, (e, _, _) in _estimators().items() if name != 'logistic'],   # a scikit-learn pipeline
                          expected_failed_checks=lambda est: getattr(est, 'expected_failed_checks', {}))
 def test_sklearn_common_checks(estimator, check):
+    check(estimator)
+
+
+def test_kh_defaults_pass_check_classifiers_train():
+    "KrotovHopfield() as constructed, with no argument, reaches the accuracy scikit-learn's classifier check asks on its blobs."
+    from sklearn.utils.estimator_checks import check_classifiers_train
+    check_classifiers_train('KrotovHopfield', KrotovHopfield())
+    check_classifiers_train('KrotovHopfield', KrotovHopfield(), readonly_memmap=True, X_dtype='float32')
+
+
+def _topo():
+    "A tiny TopoSparseDream (3 x 3 grid, two epochs): the transformer case."
+    return TopoSparseDream(3, 3, excitation_radius=1, lr=0.05, sparsity=0.1, epochs=2, device='cpu', progress=False)
+
+
+def test_topo_clone_params_and_pickle(digits):
+    X, y = digits
+    est = _topo()
+    params = est.get_params()
+    twin = clone(est)
+    assert type(twin) is TopoSparseDream and twin is not est and repr(twin.get_params()) == repr(params)
+    assert twin.set_params(inhibition='surround', lr=0.02) is twin and (twin.inhibition, twin.lr) == ('surround', 0.02)
+    assert repr(est.get_params()) == repr(params) and not hasattr(est, 'W_')        # the original is untouched, unfitted
+    with pytest.raises(NotFittedError):
+        twin.transform(X[:2])
+    a = clone(est).fit(X[:400])
+    assert {'W_', 't_', 'E_', 'I_', 'K_', 'history_', 'last_change_', 'samples_seen_', 'n_features_in_'} <= set(vars(a))
+    b = pickle.loads(pickle.dumps(a))
+    assert np.array_equal(a.transform(X[400:]), b.transform(X[400:]))
+    assert np.array_equal(clone(est).fit(X[:400]).transform(X[400:]), a.transform(X[400:]))   # a refit gives the same model
+    pipe = make_pipeline(MinMaxScaler(), clone(est), linear_model('logistic')).fit(X[:400], y[:400])
+    assert pipe.score(X[400:], y[400:]) > 0.3                                   # 9 units read out linearly, well above chance
+
+
+@parametrize_with_checks([_topo()], expected_failed_checks=lambda est: getattr(est, 'expected_failed_checks', {}))
+def test_topo_sklearn_common_checks(estimator, check):
     check(estimator)

@@ -51,8 +51,8 @@ def test_prototype_explorer_draws_the_selected_neurons_synapses(digits):
 
 
 def test_reconstruction_explorer_shows_input_activity_and_reconstruction(digits):
-    m = TopoSparseDream(4, 4, lr=0.05, sparsity=0.1, excitation_radius=1, seed=0, device='cpu').fit(
-        digits.X_train, epochs=1, progress=False)
+    m = TopoSparseDream(4, 4, lr=0.05, sparsity=0.1, excitation_radius=1, epochs=1, seed=0, device='cpu', progress=False).fit(
+        digits.X_train)
     ex = ReconstructionExplorer(m, digits.X_test, (8, 8), labels=digits.y_test)
     f = ex.figure(9)
     x = digits.X_test[9].astype(np.float32)

@@ -75,7 +75,7 @@ def test_a_non_finite_metric_is_refused(lab_experiments, lab):
     ('quickstart', 'C', '-1', "parameter 'C' = -1.0: expected > 0"),
     ('quickstart', 'C', 'nan', "parameter 'C' = nan: expected a finite number"),
     ('quickstart', 'C', 'inf', "parameter 'C' = inf: expected a finite number"),
-    ('quickstart', 'ks', '0,3', "parameter 'ks' = '0,3': item 0: expected >= 1"),
+    ('quickstart', 'ks', '0,3', "parameter 'ks' = [0, 3]: item 0: expected >= 1"),
     ('quickstart', 'metric', 'manhattan', "parameter 'metric' = 'manhattan': expected one of cosine, euclidean"),
     ('centroid_clustering', 'epochs', '0', "parameter 'epochs' = 0: expected >= 1"),
     ('centroid_clustering', 'batch_size', '0', "parameter 'batch_size' = 0: expected >= 1"),

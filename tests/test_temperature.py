@@ -273,7 +273,7 @@ def test_tuning_sweeps_search_on_validation(file, schedule, n_points):
     points = sweep_points(spec, notebook_params(ROOT / 'nbs' / 'experiments' / 'actcoolr.ipynb'))
     assert spec.experiment == 'actcoolr' and spec.metric == f'val_acc_{schedule}' and not spec.ascending
     assert len(points) == n_points and {p['schedule'] for p in points} == {schedule}
-    assert all(p['dataset'] == 'mnist' and p['n_val'] > 0 and p['seeds'] == 1 for p in points)
+    assert spec.seeds == 1 and all(p['dataset'] == 'mnist' and p['n_val'] > 0 and p['seed'] == 0 for p in points)   # one seed per point
 
 
 def test_actcoolr_declares_the_study_preset_and_its_metrics():
@@ -291,7 +291,7 @@ def test_actcoolr_declares_the_study_preset_and_its_metrics():
 
 
 def test_the_reference_run_writes_out_the_labs_values_so_its_run_info_lists_them():
-    "make reference-actcoolr: the two tuning sweeps first, then preset study with the searched values and their budget explicit."
+    "make reference-actcoolr: the two tuning sweeps first, then preset study with the searched values and their budget explicit, over 3 seeds."
     from reprlab.report import study_differences
     make = (ROOT / 'Makefile').read_text()
     lab_values = make.split('ACTCOOLR_LAB := ')[1].split('\n')[0].split()
@@ -299,11 +299,43 @@ def test_the_reference_run_writes_out_the_labs_values_so_its_run_info_lists_them
     assert explicit == dict(dataset='mnist', t0='3.36', gamma='1.11', max_lr='1.4', epochs='3', batch_size='128', n_train='10000', n_val='5000')
     recipe = make.split('\nreference-actcoolr:\n')[1].split('\nreference-')[0]
     assert recipe.index('actcoolr.sweep.yaml') < recipe.index('actcoolr_onecycle.sweep.yaml') < recipe.index('-p preset study')
-    assert recipe.count('--workers 1') == 2 and '$(ACTCOOLR_LAB)' in recipe
+    assert recipe.count('--workers 1') == 3 and '$(ACTCOOLR_LAB)' in recipe
+    # seeds are replicated by the sweep (one run per seed, their spread from `results --by-config`), not inside the notebook
+    assert 'reprlab sweep actcoolr --seeds 3 --workers 1 --no-progress -p preset study -p schedule all $(ACTCOOLR_LAB)' in recipe
+    assert 'seeds' not in notebook_params(ROOT / 'nbs' / 'experiments' / 'actcoolr.ipynb')
     params = {**notebook_presets(ROOT / 'nbs' / 'experiments' / 'actcoolr.ipynb')['study'], 'dataset': 'mnist', 't0': 3.36, 'gamma': 1.11,
               'epochs': 3, 'batch_size': 128}
     assert [d[0] for d in study_differences(params, notebook_presets(ROOT / 'nbs' / 'experiments' / 'actcoolr.ipynb')['study'])] == [
         'dataset', 'epochs', 'batch_size', 't0', 'gamma']
+
+
+def test_the_experiment_trains_through_the_library():
+    "actcoolr.ipynb calls temperature.train_schedule: no training loop, no loop over seeds, no optimizer or scheduler of its own."
+    nb = json.loads((ROOT / 'nbs' / 'experiments' / 'actcoolr.ipynb').read_text())
+    code = '\n'.join(''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'code')
+    assert 'train_schedule(' in code and 'half_times(' in code and 'plot_training_curves(' in code
+    for loop in ('fit_measured(', 'backward(', 'optim.SGD', 'lr_scheduler', 'range(seed', 'def half_time', 'new_figure(', '.subplots('):
+        assert loop not in code, loop
+
+
+def test_train_schedule_is_fit_measured_under_its_scheduler():
+    "train_schedule('step') is fit_measured with SGD and the rate / 10 at half and three quarters of the run; half_time against a loop."
+    from reprlab.temperature import Splits, half_time, make_model, train_schedule
+    g = torch.Generator().manual_seed(0)
+    X, y = torch.randn(64, 1, 8, 8, generator=g), torch.randint(0, 3, (64,), generator=g)
+    splits = Splits(X, y, X[:16], y[:16], X[16:32], y[16:32])
+    r = train_schedule('step', make_model('convnet4', X, 3, width=4, seed=3), splits, epochs=2, batch_size=16, lr=0.1, every=2, seed=1)
+    net = make_model('convnet4', X, 3, width=4, seed=3)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    h = fit_measured(net, X, y, opt, 2, 16, torch.optim.lr_scheduler.MultiStepLR(opt, [4, 6], 0.1), every=2, seed=1, progress=False)
+    assert r.history[['step', 'lr', 'loss', 'p_change']].equals(h[['step', 'lr', 'loss', 'p_change']])
+    assert list(r.history.lr) == pytest.approx([0.1] * 4 + [0.01] * 2 + [0.001] * 2)
+    assert r.val_acc == float((net.eval()(X[:16]).argmax(1) == y[:16]).float().mean()) and r.warmup is None
+    T = pd.Series([1.0, 3, 4, 3.5, 2, 1, 0.5, 0.2, 0.1], index=range(0, 90, 10))
+    sm = [np.mean(T.to_numpy()[max(0, i - 2):i + 1]) for i in range(len(T))]     # running mean over 3
+    peak = int(np.argmax(sm))
+    assert half_time(T, window=3) == next(10 * i for i in range(peak, len(T)) if sm[i] < max(sm) / 2)
+    assert half_time(pd.Series([1.0, 2, 3]), window=3) is None
 
 
 def _actcoolr(*params, expect=0):
@@ -314,13 +346,15 @@ def _actcoolr(*params, expect=0):
 
 @pytest.mark.parametrize('schedule', ['constant', 'step'])
 def test_a_run_of_one_schedule_checks_the_hopes_about_it_and_names_the_others(lab, schedule):
-    "Every declared schedule runs: hopes about schedules it did not train are named as not applicable, not left to crash."
+    "Every declared schedule runs: hopes about schedules it did not train are named as not checked, not left to crash."
     out = _actcoolr(('schedule', schedule), ('model', 'mlp'), ('epochs', '2'), ('n_train', '300'))
     assert out['status'] == 'ok' and out['metrics']['hopes_total'] == 1, out.get('error')
     run_dir = lab / 'reports' / 'actcoolr' / out['run_id']
-    assert [h['hope'] for h in json.loads((run_dir / 'hopes.json').read_text())] == [f'Layers cool bottom-to-top under {schedule}']
-    html = (run_dir / 'report.html').read_text()
-    assert f'Not applicable to this run (<code>schedule</code> = {schedule})' in html and 'hope 1 (' in html and 'hope 4 (' in html
+    hopes = json.loads((run_dir / 'hopes.json').read_text())
+    assert [h['key'] for h in hopes] == ['bottom_up'] and hopes[0]['detail'].startswith(f'under {schedule}, half-peak steps ')
+    dialog = (run_dir / 'dialog.md').read_text()
+    assert '**Not checked in this run** (3): Under 1-cycle, the mean temperature falls roughly linearly' in dialog, dialog
+    assert "ActCooLR tracks its target" in dialog.split('**Not checked in this run**')[1]
 
 
 def test_target_onecycle_trains_1cycle_first_and_follows_its_measured_temperature(lab):
