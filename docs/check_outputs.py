@@ -6,7 +6,7 @@ is built), so a library notebook saved unexecuted gives an API page without a si
 explorer picture. This check lists such notebooks and exits with status 1:
 
     .venv/bin/python docs/check_outputs.py            # the library notebooks nbs/*.ipynb
-    .venv/bin/python docs/check_outputs.py nbs/14_topo.ipynb ...
+    .venv/bin/python docs/check_outputs.py nbs/18_topo.ipynb ...
 
 A notebook counts as exporting when one of its `#| export` / `#| exports` / `#| exporti` cells defines a function or
 a class at top level; it passes when at least one of its code cells has an output (of any kind). To fix a flagged
