@@ -14,6 +14,7 @@ import time
 import numpy as np
 import pandas as pd
 import torch
+from fastcore.basics import patch
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from .config import tqdm
 
@@ -137,57 +138,66 @@ class DreamComp(ClassifierMixin, TransformerMixin, _Competitive):
         "Train for `epochs` epochs with reshuffling; scores (X_eval, y_eval) after each epoch when given (`history_`)."
         return self._train(X, y, X_eval, y_eval, callback)
 
-    def _start(self, X, y, gen, classes=None):
-        "Check the settings and the data; classes, fresh weights U(0, 1) from gen; the training data on the device."
-        _positive_int(self, 'n_units', 'epochs', 'batch_size')
-        _positive_number(self, 'recon_weight', 'lr', 'label_lr')
-        X, y = _validate_Xy(self, self._flat(X), y, dtype=np.float32)
-        self.device_ = get_device(self.device)
-        self.classes_ = np.unique(y if classes is None else classes)
-        L, C = X.shape[1], len(self.classes_)
-        self.W_ = torch.rand(self.n_units, L + C, generator=gen).to(self.device_)    # U(0, 1)
-        self.xi_ = torch.tensor([self.lr] * L + [self.label_lr] * C, device=self.device_)
-        self.zeta_ = torch.tensor([1.0] * L + [float(self.recon_weight)] * C, device=self.device_)
-        return self._data(X, y)
+# %% ../nbs/15_competitive.ipynb #2fe68cc7
+@patch
+def _start(self: DreamComp, X, y, gen, classes=None):
+    "Check the settings and the data; classes, fresh weights U(0, 1) from gen; the training data on the device."
+    _positive_int(self, 'n_units', 'epochs', 'batch_size')
+    _positive_number(self, 'recon_weight', 'lr', 'label_lr')
+    X, y = _validate_Xy(self, self._flat(X), y, dtype=np.float32)
+    self.device_ = get_device(self.device)
+    self.classes_ = np.unique(y if classes is None else classes)
+    L, C = X.shape[1], len(self.classes_)
+    self.W_ = torch.rand(self.n_units, L + C, generator=gen).to(self.device_)    # U(0, 1)
+    self.xi_ = torch.tensor([self.lr] * L + [self.label_lr] * C, device=self.device_)
+    self.zeta_ = torch.tensor([1.0] * L + [float(self.recon_weight)] * C, device=self.device_)
+    return self._data(X, y)
 
-    def _data(self, X, y) -> torch.Tensor:
-        "Checked inputs with their one-hot labels, on the device: (n, L + C)."
-        idx = np.searchsorted(self.classes_, y)
-        if (idx >= len(self.classes_)).any() or (self.classes_[np.minimum(idx, len(self.classes_) - 1)] != y).any():
-            raise ValueError(f"labels outside the classes seen in the first fit: {sorted(set(y.tolist()) - set(self.classes_.tolist()))}")
-        onehot = torch.nn.functional.one_hot(torch.as_tensor(idx), len(self.classes_)).float().to(self.device_)
-        return torch.cat([_torch(X, self.device_, torch.float32), onehot], 1)
+@patch
+def _data(self: DreamComp, X, y) -> torch.Tensor:
+    "Checked inputs with their one-hot labels, on the device: (n, L + C)."
+    idx = np.searchsorted(self.classes_, y)
+    if (idx >= len(self.classes_)).any() or (self.classes_[np.minimum(idx, len(self.classes_) - 1)] != y).any():
+        raise ValueError(f"labels outside the classes seen in the first fit: {sorted(set(y.tolist()) - set(self.classes_.tolist()))}")
+    onehot = torch.nn.functional.one_hot(torch.as_tensor(idx), len(self.classes_)).float().to(self.device_)
+    return torch.cat([_torch(X, self.device_, torch.float32), onehot], 1)
 
-    def _epoch(self, Xy, order, epoch):
-        for b in range(0, len(order), self.batch_size):
-            dreamcomp_step(self.W_, Xy[order[b:b + self.batch_size].to(self.device_)], self.xi_, self.zeta_)
+@patch
+def _epoch(self: DreamComp, Xy, order, epoch):
+    for b in range(0, len(order), self.batch_size):
+        dreamcomp_step(self.W_, Xy[order[b:b + self.batch_size].to(self.device_)], self.xi_, self.zeta_)
 
-    def partial_fit(self, X, y, classes=None):
-        "One pass over (X, y) in the given order; the first call starts the weights (classes: all labels, else those of y)."
-        if not hasattr(self, 'W_'): Xy = self._start(X, y, torch.Generator().manual_seed(self.seed), classes)
-        else: Xy = self._data(*_validate_Xy(self, self._flat(X), y, dtype=np.float32, reset=False))
-        self._epoch(Xy, torch.arange(len(Xy)), 0)
-        check_finite('partial_fit', lower='lr', weights=self.W_)
-        return self
+@patch
+def partial_fit(self: DreamComp, X, y, classes=None):
+    "One pass over (X, y) in the given order; the first call starts the weights (classes: all labels, else those of y)."
+    if not hasattr(self, 'W_'): Xy = self._start(X, y, torch.Generator().manual_seed(self.seed), classes)
+    else: Xy = self._data(*_validate_Xy(self, self._flat(X), y, dtype=np.float32, reset=False))
+    self._epoch(Xy, torch.arange(len(Xy)), 0)
+    check_finite('partial_fit', lower='lr', weights=self.W_)
+    return self
 
-    @property
-    def unit_classes_(self) -> np.ndarray:
-        "Each neuron's class: the argmax of its label synapses."
-        self._check_fitted(); return self.classes_[self.W_[:, self.n_features_in_:].argmax(1).cpu().numpy()]
+# %% ../nbs/15_competitive.ipynb #532f5f22
+@patch(as_prop=True)
+def unit_classes_(self: DreamComp) -> np.ndarray:
+    "Each neuron's class: the argmax of its label synapses."
+    self._check_fitted(); return self.classes_[self.W_[:, self.n_features_in_:].argmax(1).cpu().numpy()]
 
-    @torch.no_grad()
-    def transform(self, X) -> np.ndarray:
-        "Overlaps of each sample with every neuron's image synapses (n, N)."
-        self._check_fitted(); return (self._input(X) @ self.W_[:, :self.n_features_in_].T).cpu().numpy()
+@patch
+@torch.no_grad()
+def transform(self: DreamComp, X) -> np.ndarray:
+    "Overlaps of each sample with every neuron's image synapses (n, N)."
+    self._check_fitted(); return (self._input(X) @ self.W_[:, :self.n_features_in_].T).cpu().numpy()
 
-    @torch.no_grad()
-    def winners(self, X) -> np.ndarray:
-        "Index of the neuron with the largest image overlap, per sample."
-        self._check_fitted(); return (self._input(X) @ self.W_[:, :self.n_features_in_].T).argmax(1).cpu().numpy()
+@patch
+@torch.no_grad()
+def winners(self: DreamComp, X) -> np.ndarray:
+    "Index of the neuron with the largest image overlap, per sample."
+    self._check_fitted(); return (self._input(X) @ self.W_[:, :self.n_features_in_].T).argmax(1).cpu().numpy()
 
-    def predict(self, X) -> np.ndarray:
-        "Class of the winning neuron."
-        return self.unit_classes_[self.winners(X)]
+@patch
+def predict(self: DreamComp, X) -> np.ndarray:
+    "Class of the winning neuron."
+    return self.unit_classes_[self.winners(X)]
 
 # %% ../nbs/15_competitive.ipynb #552ca4fe
 def fit_r1_control(model: DreamComp,          # the layer to control: its settings are copied, it is not changed
@@ -264,6 +274,8 @@ def power_loss_numpy(S, b, H, t, m=6.0, beta=1.0):
     return (np.abs(d) ** m).sum(1).mean(), dz.T @ H, dz.sum(0)
 
 # %% ../nbs/15_competitive.ipynb #faf32813
+_READOUT_STATE = ('classes_', 'h_shift_', 'h_scale_', 'readout_')   # what `fit_readout` learns
+
 class KrotovHopfield(ClassifierMixin, TransformerMixin, _Competitive):
     "Competitive layer trained without labels by the Krotov–Hopfield rule, with a linear readout (softmax or the paper's power loss) on its hidden activity; the defaults are the paper's 2000-unit network, wide enough to pass scikit-learn's `check_classifiers_train` (20 units reach 45% there)."
     _lower = 'eps0'
@@ -312,90 +324,98 @@ class KrotovHopfield(ClassifierMixin, TransformerMixin, _Competitive):
         gen = torch.Generator().manual_seed(self.seed) if gen is None else gen
         return self.mu + self.sigma * torch.randn(self.n_units, n_features, generator=gen)
 
-    def _start(self, X, y, gen):
-        _positive_int(self, 'n_units', 'epochs', 'batch_size', 'k')
-        _positive_number(self, 'eps0', 'p')
-        if self.k > self.n_units: raise ValueError(f"k={self.k}: expected 1..n_units={self.n_units}")
-        if self.readout_scale not in ('unit', 'global'): raise ValueError(f"readout_scale={self.readout_scale!r}: expected 'unit' or 'global'")
-        for name in ('readout_', 'classes_', 'h_shift_', 'h_scale_'): self.__dict__.pop(name, None)   # a refit forgets the old readout
-        X = _validate_X(self, self._flat(X), reset=True, dtype=np.float32)
-        self.device_ = get_device(self.device)
-        self.W_ = self.initial_weights(X.shape[1], gen).to(self.device_)
-        return _torch(X, self.device_, torch.float32)
+# %% ../nbs/15_competitive.ipynb #f5ddb30e
+@patch
+def _start(self: KrotovHopfield, X, y, gen):
+    _positive_int(self, 'n_units', 'epochs', 'batch_size', 'k')
+    _positive_number(self, 'eps0', 'p')
+    if self.k > self.n_units: raise ValueError(f"k={self.k}: expected 1..n_units={self.n_units}")
+    if self.readout_scale not in ('unit', 'global'): raise ValueError(f"readout_scale={self.readout_scale!r}: expected 'unit' or 'global'")
+    for name in _READOUT_STATE: self.__dict__.pop(name, None)   # a refit forgets the old readout
+    X = _validate_X(self, self._flat(X), reset=True, dtype=np.float32)
+    self.device_ = get_device(self.device)
+    self.W_ = self.initial_weights(X.shape[1], gen).to(self.device_)
+    return _torch(X, self.device_, torch.float32)
 
-    def _epoch(self, X, order, epoch):
-        eps = self.eps0 * (1 - epoch / self.epochs)
-        for b in range(0, len(order), self.batch_size):
-            kh_step(self.W_, X[order[b:b + self.batch_size].to(self.device_)], eps, self.p, self.k, self.delta)
+@patch
+def _epoch(self: KrotovHopfield, X, order, epoch):
+    eps = self.eps0 * (1 - epoch / self.epochs)
+    for b in range(0, len(order), self.batch_size):
+        kh_step(self.W_, X[order[b:b + self.batch_size].to(self.device_)], eps, self.p, self.k, self.delta)
 
-    def partial_fit(self, X, y=None, classes=None, eps: float | None = None):
-        "One pass over X in the given order at learning rate `eps` (default eps0); labels are not used by the rule."
-        if not hasattr(self, 'W_'): X = self._start(X, None, torch.Generator().manual_seed(self.seed))
-        else: X = self._input(X)
-        eps = self.eps0 if eps is None else eps
-        for b in range(0, len(X), self.batch_size):
-            kh_step(self.W_, X[b:b + self.batch_size], eps, self.p, self.k, self.delta)
-        check_finite('partial_fit', lower='eps', weights=self.W_)
-        return self
+@patch
+def partial_fit(self: KrotovHopfield, X, y=None, classes=None, eps: float | None = None):
+    "One pass over X in the given order at learning rate `eps` (default eps0); labels are not used by the rule."
+    if not hasattr(self, 'W_'): X = self._start(X, None, torch.Generator().manual_seed(self.seed))
+    else: X = self._input(X)
+    eps = self.eps0 if eps is None else eps
+    for b in range(0, len(X), self.batch_size):
+        kh_step(self.W_, X[b:b + self.batch_size], eps, self.p, self.k, self.delta)
+    check_finite('partial_fit', lower='eps', weights=self.W_)
+    return self
 
-    @torch.no_grad()
-    def _hidden(self, X, batch_size: int = 4096) -> torch.Tensor:
-        "Hidden activity relu(W x)^n on the device (n, N), x of unit length when `normalize`."
-        X = self._input(X)
-        if self.normalize: X = X / X.norm(dim=1, keepdim=True).clamp_min(1e-12)   # a blank input stays blank
-        return torch.cat([torch.relu(X[i:i + batch_size] @ self.W_.T).pow_(self.n) for i in range(0, len(X), batch_size)])
+# %% ../nbs/15_competitive.ipynb #7a0695dd
+@patch
+@torch.no_grad()
+def _hidden(self: KrotovHopfield, X, batch_size: int = 4096) -> torch.Tensor:
+    "Hidden activity relu(W x)^n on the device (n, N), x of unit length when `normalize`."
+    X = self._input(X)
+    if self.normalize: X = X / X.norm(dim=1, keepdim=True).clamp_min(1e-12)   # a blank input stays blank
+    return torch.cat([torch.relu(X[i:i + batch_size] @ self.W_.T).pow_(self.n) for i in range(0, len(X), batch_size)])
 
-    def transform(self, X, batch_size: int = 4096) -> np.ndarray:
-        "Hidden activity relu(W x)^n, (n_samples, N)."
-        self._check_fitted(); return self._hidden(X, batch_size).cpu().numpy()
+@patch
+def transform(self: KrotovHopfield, X, batch_size: int = 4096) -> np.ndarray:
+    "Hidden activity relu(W x)^n, (n_samples, N)."
+    self._check_fitted(); return self._hidden(X, batch_size).cpu().numpy()
 
-    def fit_readout(self, X, y):
-        "Train the linear readout (the `readout_*` settings; `readout_loss` softmax or power) on the standardised hidden activity; returns self."
-        self._check_fitted()
-        _positive_int(self, 'readout_epochs', 'readout_batch_size')
-        _positive_number(self, 'readout_lr', 'readout_beta', 'readout_m')
-        if self.readout_loss not in ('softmax', 'power'): raise ValueError(f"readout_loss={self.readout_loss!r}: expected 'softmax' or 'power'")
-        if self.readout_m < 1: raise ValueError(f"readout_m={self.readout_m!r}: expected a number of at least 1 (|c - t|^m has no gradient at 0 below 1)")
-        if self.readout_scale not in ('unit', 'global'): raise ValueError(f"readout_scale={self.readout_scale!r}: expected 'unit' or 'global'")
-        X, y = _validate_Xy(self, self._flat(X), y, dtype=np.float32, reset=False)
-        H = self._hidden(X)                                                  # (n, N)
-        check_finite('the readout input', lower='eps0', hidden_activity=H)  # overflowing activity comes from runaway weights
-        classes, t = np.unique(y, return_inverse=True)
-        t = torch.as_tensor(t, device=self.device_)
-        if self.readout_scale == 'unit': shift, scale = H.mean(0), H.std(0, correction=0).clamp_min(1e-8)
-        else: shift, scale = torch.zeros((), device=self.device_), H.std(correction=0).clamp_min(1e-12)
-        H.sub_(shift).div_(scale)                                            # in place: H can be the largest array of the run
-        readout = torch.nn.Linear(H.shape[1], len(classes)).to(self.device_)
-        gen = torch.Generator().manual_seed(self.seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed); readout.reset_parameters()
-        opt = torch.optim.Adam(readout.parameters(), lr=self.readout_lr, weight_decay=self.readout_weight_decay)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.readout_epochs)
-        for epoch in tqdm(range(self.readout_epochs), desc='readout', disable=not self.progress):
-            total = torch.zeros((), device=self.device_)
-            for idx in torch.randperm(len(H), generator=gen).split(self.readout_batch_size):
-                idx = idx.to(self.device_)
-                z = readout(H[idx])                                          # (B, C)
-                loss = (power_loss(z, t[idx], self.readout_m, self.readout_beta) if self.readout_loss == 'power'
-                        else torch.nn.functional.cross_entropy(z, t[idx]))
-                opt.zero_grad(); loss.backward(); opt.step()
-                total += loss.detach() * len(idx)                            # summed on the device: no sync per step
-            sched.step()
-            check_finite(f'readout epoch {epoch + 1}', lower='readout_lr', loss=total / len(H), readout=readout)
-        self.classes_, self.h_shift_, self.h_scale_, self.readout_ = classes, shift, scale, readout
-        return self
+@patch
+@torch.no_grad()
+def predict(self: KrotovHopfield, X) -> np.ndarray:
+    "Class from the linear readout (the largest output: tanh keeps the order, so both losses predict alike)."
+    if not hasattr(self, 'readout_'):
+        raise NotFittedError(f"this {type(self).__name__} has no readout yet; call fit(X, y), or fit_readout(X, y) after fit(X)")
+    H = (self._hidden(X) - self.h_shift_) / self.h_scale_
+    return self.classes_[self.readout_(H).argmax(1).cpu().numpy()]
 
-    @torch.no_grad()
-    def predict(self, X) -> np.ndarray:
-        "Class from the linear readout (the largest output: tanh keeps the order, so both losses predict alike)."
-        if not hasattr(self, 'readout_'):
-            raise NotFittedError(f"this {type(self).__name__} has no readout yet; call fit(X, y), or fit_readout(X, y) after fit(X)")
-        H = (self._hidden(X) - self.h_shift_) / self.h_scale_
-        return self.classes_[self.readout_(H).argmax(1).cpu().numpy()]
+# %% ../nbs/15_competitive.ipynb #d3f6ac34
+@patch
+def fit_readout(self: KrotovHopfield, X, y):
+    "Train the linear readout (the `readout_*` settings; `readout_loss` softmax or power) on the standardised hidden activity; returns self."
+    self._check_fitted()
+    _positive_int(self, 'readout_epochs', 'readout_batch_size')
+    _positive_number(self, 'readout_lr', 'readout_beta', 'readout_m')
+    if self.readout_loss not in ('softmax', 'power'): raise ValueError(f"readout_loss={self.readout_loss!r}: expected 'softmax' or 'power'")
+    if self.readout_m < 1: raise ValueError(f"readout_m={self.readout_m!r}: expected a number of at least 1 (|c - t|^m has no gradient at 0 below 1)")
+    if self.readout_scale not in ('unit', 'global'): raise ValueError(f"readout_scale={self.readout_scale!r}: expected 'unit' or 'global'")
+    X, y = _validate_Xy(self, self._flat(X), y, dtype=np.float32, reset=False)
+    H = self._hidden(X)                                                  # (n, N)
+    check_finite('the readout input', lower='eps0', hidden_activity=H)  # overflowing activity comes from runaway weights
+    classes, t = np.unique(y, return_inverse=True)
+    t = torch.as_tensor(t, device=self.device_)
+    if self.readout_scale == 'unit': shift, scale = H.mean(0), H.std(0, correction=0).clamp_min(1e-8)
+    else: shift, scale = torch.zeros((), device=self.device_), H.std(correction=0).clamp_min(1e-12)
+    H.sub_(shift).div_(scale)                                            # in place: H can be the largest array of the run
+    readout = torch.nn.Linear(H.shape[1], len(classes)).to(self.device_)
+    gen = torch.Generator().manual_seed(self.seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(self.seed); readout.reset_parameters()
+    opt = torch.optim.Adam(readout.parameters(), lr=self.readout_lr, weight_decay=self.readout_weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.readout_epochs)
+    for epoch in tqdm(range(self.readout_epochs), desc='readout', disable=not self.progress):
+        total = torch.zeros((), device=self.device_)
+        for idx in torch.randperm(len(H), generator=gen).split(self.readout_batch_size):
+            idx = idx.to(self.device_)
+            z = readout(H[idx])                                          # (B, C)
+            loss = (power_loss(z, t[idx], self.readout_m, self.readout_beta) if self.readout_loss == 'power'
+                    else torch.nn.functional.cross_entropy(z, t[idx]))
+            opt.zero_grad(); loss.backward(); opt.step()
+            total += loss.detach() * len(idx)                            # summed on the device: no sync per step
+        sched.step()
+        check_finite(f'readout epoch {epoch + 1}', lower='readout_lr', loss=total / len(H), readout=readout)
+    self.classes_, self.h_shift_, self.h_scale_, self.readout_ = classes, shift, scale, readout
+    return self
 
 # %% ../nbs/15_competitive.ipynb #40bd4b56
-_READOUT_STATE = ('classes_', 'h_shift_', 'h_scale_', 'readout_')
-
 def select_readout(model: KrotovHopfield,     # synapses already learned (`fit(X)`); left with the best readout
                    X, y,                      # the training split: every readout is trained on it
                    X_val, y_val,              # the validation split: chooses the readout
