@@ -44,7 +44,7 @@ def test_plain_papermill_keeps_explicit_values_over_the_preset_and_records_the_c
     "`papermill dreamcomp.ipynb OUT -p preset study -p epochs 1` runs 1 epoch (the study's 15 only where not given)."
     out = tmp_path / 'out.ipynb'
     r = subprocess.run([str(BIN / 'papermill'), str(ROOT / 'nbs/experiments/dreamcomp.ipynb'), str(out), '-p', 'preset', 'study',
-                        '-p', 'epochs', '1', '-p', 'dataset', 'digits', '-p', 'seeds', '1', '-p', 'n_train', '300',
+                        '-p', 'epochs', '1', '-p', 'dataset', 'digits', '-p', 'n_train', '300',
                         '-p', 'target_acc', '0'], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     info = next(''.join(o['data']['text/markdown']) for c in json.loads(out.read_text())['cells'] for o in c.get('outputs', [])
