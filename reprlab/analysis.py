@@ -225,6 +225,7 @@ def resolve_items(store: Store, ids: list[str]) -> list[Item]:
 def _fmt(v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)): return '-'
     if isinstance(v, float): return f'{v:.4g}'
+    if isinstance(v, (list, tuple)): return ','.join(map(_fmt, v))   # as the command line writes a list
     return str(v)
 
 @dataclass
@@ -346,7 +347,7 @@ def _differing(g: pd.DataFrame, i: int) -> str:
     "Row i's parameters that differ between the configurations of its experiment (what tells it apart); the notebook's digest when only it differs."
     same = g[g['experiment'] == g['experiment'].iloc[i]]
     keys = [k for k in g.attrs['params'] if k in g and k != 'dataset' and same[k].notna().any() and same[k].astype(str).nunique() > 1]
-    out = [f'{k}={_fmt(g[k].iloc[i])}' for k in keys if pd.notna(g[k].iloc[i])]
+    out = [f'{k}={_fmt(v)}' for k in keys if not (np.ndim(v := g[k].iloc[i]) == 0 and pd.isna(v))]   # a list value is a value
     shown = same[keys].astype(str).agg('|'.join, axis=1) if keys else pd.Series('', index=same.index)
     if 'notebook' in g and (shown == shown.loc[g.index[i]]).sum() > 1:   # the same values: another version of the notebook
         out.append(f"notebook={str(g['notebook'].iloc[i])[:8]}")

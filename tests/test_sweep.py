@@ -154,11 +154,13 @@ def test_sweep_on_an_existing_dask_scheduler(lab_experiments, lab, dask_cluster)
     rows = _rows('onDask', 'quickstart')
     assert len(rows) == 4 and (rows.status == 'ok').all()
     assert sorted(zip(rows.ks, rows['param.metric'] if 'param.metric' in rows else rows.metric)) == \
-        [('3', 'cosine'), ('3', 'euclidean'), ('7', 'cosine'), ('7', 'euclidean')]
+        [([3], 'cosine'), ([3], 'euclidean'), ([7], 'cosine'), ([7], 'euclidean')]   # ks is a list parameter
     for _, row in rows.iterrows():
         assert Path(row.report).exists() and 0.9 < row.knn_test_acc <= 1
         assert json.loads((Path(row.run_dir) / 'environment.json').read_text())['status'] == 'ok'
-    assert (lab / 'reports' / 'quickstart' / 'sweeps' / 'onDask' / 'report.html').exists()
+    summary = lab / 'reports' / 'quickstart' / 'sweeps' / 'onDask'
+    assert (summary / 'report.html').exists() and (summary / 'figures' / 'by_ks.png').exists()   # a list parameter, plotted by its text
+    assert json.loads((summary / 'environment.json').read_text())['status'] == 'ok' and 'ks = ' in (summary / 'dialog.md').read_text()
 
 
 def test_a_sweep_whose_points_all_fail_says_so_with_the_first_error(lab_experiments, lab):
