@@ -157,7 +157,8 @@ def test_sweep_on_an_existing_dask_scheduler(lab_experiments, lab, dask_cluster)
         [([3], 'cosine'), ([3], 'euclidean'), ([7], 'cosine'), ([7], 'euclidean')]   # ks is a list parameter
     for _, row in rows.iterrows():
         assert Path(row.report).exists() and 0.9 < row.knn_test_acc <= 1
-        assert json.loads((Path(row.run_dir) / 'environment.json').read_text())['status'] == 'ok'
+        env = json.loads((Path(row.run_dir) / 'environment.json').read_text())
+        assert env['status'] == 'ok' and env['explicit'] == ['ks', 'metric', 'n_train'], env   # the run lifecycle of `reprlab run`
     summary = lab / 'reports' / 'quickstart' / 'sweeps' / 'onDask'
     assert (summary / 'report.html').exists() and (summary / 'figures' / 'by_ks.png').exists()   # a list parameter, plotted by its text
     assert json.loads((summary / 'environment.json').read_text())['status'] == 'ok' and 'ks = ' in (summary / 'dialog.md').read_text()
