@@ -5,6 +5,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import subprocess
+import sys
 import torch
 from conftest import ROOT, reprlab
 from scipy.special import erfinv
@@ -272,8 +274,12 @@ def test_tuning_sweeps_search_on_validation(file, schedule, n_points):
     spec = load_spec(ROOT / 'nbs' / 'experiments' / file)
     points = sweep_points(spec, notebook_params(ROOT / 'nbs' / 'experiments' / 'actcoolr.ipynb'))
     assert spec.experiment == 'actcoolr' and spec.metric == f'val_acc_{schedule}' and not spec.ascending
-    assert len(points) == n_points and {p['schedule'] for p in points} == {schedule}
-    assert spec.seeds == 1 and all(p['dataset'] == 'mnist' and p['n_val'] > 0 and p['seed'] == 0 for p in points)   # one seed per point
+    assert len(points) == 2 * n_points and {p['schedule'] for p in points} == {schedule}
+    assert all(p['dataset'] == 'mnist' and p['n_val'] > 0 for p in points)
+    # each drawn point over seeds 0 and 1: the two replicates differ in their seed alone
+    configs = {}
+    for p in points: configs.setdefault(json.dumps({k: v for k, v in p.items() if k != 'seed'}, sort_keys=True), []).append(p['seed'])
+    assert len(configs) == n_points and all(sorted(s) == [0, 1] for s in configs.values())
 
 
 def test_actcoolr_declares_the_study_preset_and_its_metrics():
@@ -290,19 +296,33 @@ def test_actcoolr_declares_the_study_preset_and_its_metrics():
     assert all(p.constraint for p in notebook_params(nb).values() if p.type in ('int', 'float'))
 
 
-def test_the_reference_run_writes_out_the_labs_values_so_its_run_info_lists_them():
-    "make reference-actcoolr: the two tuning sweeps first, then preset study with the searched values and their budget explicit, over 3 seeds."
+def _best_snippet(make: str) -> str:
+    "The Python program of the Makefile's BEST: the first row of `reprlab results --by-config --format json` as -p NAME VALUE."
+    line = make.split('BEST = ')[1].split("-c \\\n")[1].split('\n')[0].strip()
+    return line[1:line.rindex("'")]
+
+
+def test_the_reference_run_passes_the_searched_values_so_its_run_info_lists_them():
+    "make reference-actcoolr: the two tuning sweeps first, then preset study with their best points and the budget explicit, over 3 seeds."
     from reprlab.report import study_differences
     make = (ROOT / 'Makefile').read_text()
-    lab_values = make.split('ACTCOOLR_LAB := ')[1].split('\n')[0].split()
-    explicit = dict(zip(lab_values[1::3], lab_values[2::3]))
-    assert explicit == dict(dataset='mnist', t0='3.36', gamma='1.11', max_lr='1.4', epochs='3', batch_size='128', n_train='10000', n_val='5000')
+    budget = make.split('ACTCOOLR_BUDGET := ')[1].split('\n')[0].split()
+    assert dict(zip(budget[1::3], budget[2::3])) == dict(dataset='mnist', epochs='3', batch_size='128', n_train='10000', n_val='5000')
     recipe = make.split('\nreference-actcoolr:\n')[1].split('\nreference-')[0]
-    assert recipe.index('actcoolr.sweep.yaml') < recipe.index('actcoolr_onecycle.sweep.yaml') < recipe.index('-p preset study')
-    assert recipe.count('--workers 1') == 3 and '$(ACTCOOLR_LAB)' in recipe
-    # seeds are replicated by the sweep (one run per seed, their spread from `results --by-config`), not inside the notebook
-    assert 'reprlab sweep actcoolr --seeds 3 --workers 1 --no-progress -p preset study -p schedule all $(ACTCOOLR_LAB)' in recipe
+    assert recipe.index('actcoolr.sweep.yaml') < recipe.index('actcoolr_onecycle.sweep.yaml') < recipe.index('BEST,') < recipe.index('-p preset study')
+    assert '$(call BEST,actcoolr-t0-gamma,val_acc_actcoolr,t0 gamma)' in recipe
+    assert '$(call BEST,actcoolr-onecycle-max-lr,val_acc_onecycle,max_lr)' in recipe
+    assert recipe.count('--workers 1') == 4
+    # seeds are replicated by the sweep (one run per seed, their spread from `results --by-config`), not inside the notebook;
+    # the study's target curve runs last, so it is the newest group for the claims that ask any run
+    assert recipe.index('-p target onecycle') < recipe.index(
+        'reprlab sweep actcoolr --seeds 3 --workers 1 --no-progress -p preset study -p schedule all $(ACTCOOLR_BUDGET) $$schedule $$lr')
     assert 'seeds' not in notebook_params(ROOT / 'nbs' / 'experiments' / 'actcoolr.ipynb')
+    # BEST reads the best configuration's values, under their own name or 'param.NAME' where a metric shares it
+    rows = [{'t0': 3.3612, 'param.gamma': 1.1149, 'max_lr': 1.39665, 'val_acc_actcoolr': 0.94}, {'t0': 1.0, 'param.gamma': 2.0, 'max_lr': 0.2}]
+    out = subprocess.run([sys.executable, '-c', _best_snippet(make), 't0', 'gamma', 'max_lr'], input=json.dumps(rows),
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ['-p', 't0', '3.36', '-p', 'gamma', '1.11', '-p', 'max_lr', '1.4']
     params = {**notebook_presets(ROOT / 'nbs' / 'experiments' / 'actcoolr.ipynb')['study'], 'dataset': 'mnist', 't0': 3.36, 'gamma': 1.11,
               'epochs': 3, 'batch_size': 128}
     assert [d[0] for d in study_differences(params, notebook_presets(ROOT / 'nbs' / 'experiments' / 'actcoolr.ipynb')['study'])] == [
