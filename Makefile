@@ -81,9 +81,12 @@ reference-dreamcomp:
 	  -p lr 0.008 -p label_lr 0.1 -p target_acc 0.958
 	$(REF) dreamcomp --no-progress -p dataset mnist -p kx 80 -p ky 80 -p epochs 20 -p batch_size 500 -p recon_weight 10 \
 	  -p lr 0.006 -p label_lr 0.1 -p seed 0
+# the paper's 2,000 units over seeds 0, 1, 2 (one run per seed, one worker: each run uses both cores), both readouts
+# (softmax, and the paper's power loss on tanh outputs) and three rates, chosen on validation
 reference-kh_readout:
 	$(CLEAR)
-	$(REF) kh_readout --no-progress -p preset study -p target_acc 0.98 -p readout_lrs 0.0003,0.001,0.003 -p readout_losses softmax,power
+	$(REFENV) $(BIN)/reprlab sweep kh_readout --seeds 3 --workers 1 --no-progress -p preset study -p target_acc 0.98 \
+	  -p readout_lrs 0.0003,0.001,0.003 -p readout_losses softmax,power
 reference-bench_competitive:
 	$(CLEAR)
 	$(REF) bench_competitive --no-progress
