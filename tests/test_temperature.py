@@ -319,7 +319,11 @@ def test_the_reference_run_passes_the_searched_values_so_its_run_info_lists_them
         'reprlab sweep actcoolr --seeds 3 --workers 1 --no-progress -p preset study -p schedule all $(ACTCOOLR_BUDGET) $$schedule $$lr')
     assert 'seeds' not in notebook_params(ROOT / 'nbs' / 'experiments' / 'actcoolr.ipynb')
     # BEST reads the best configuration's values, under their own name or 'param.NAME' where a metric shares it
-    rows = [{'t0': 3.3612, 'param.gamma': 1.1149, 'max_lr': 1.39665, 'val_acc_actcoolr': 0.94}, {'t0': 1.0, 'param.gamma': 2.0, 'max_lr': 0.2}]
+    # the first row whose seeds all ran: a point with a failed seed (a target too hot on that seed) is not eligible
+    assert recipe.count('\t-$(REFENV) $(BIN)/reprlab sweep actcoolr --config') == 2      # a failed search point stops nothing
+    rows = [{'t0': 4.47, 'param.gamma': 2.4, 'max_lr': 3.0, 'val_acc_actcoolr': 0.95, 'failed': 1},
+            {'t0': 3.3612, 'param.gamma': 1.1149, 'max_lr': 1.39665, 'val_acc_actcoolr': 0.94, 'failed': 0},
+            {'t0': 1.0, 'param.gamma': 2.0, 'max_lr': 0.2}]
     out = subprocess.run([sys.executable, '-c', _best_snippet(make), 't0', 'gamma', 'max_lr'], input=json.dumps(rows),
                          capture_output=True, text=True, check=True).stdout.split()
     assert out == ['-p', 't0', '3.36', '-p', 'gamma', '1.11', '-p', 'max_lr', '1.4']
