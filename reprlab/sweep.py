@@ -213,14 +213,20 @@ def _worker_env() -> dict:
     return {k: v for k, v in os.environ.items() if k.startswith('REPRLAB_') and k not in ('REPRLAB_STORE', RUN_DIR_ENV)}
 
 # %% ../nbs/13_sweep.ipynb #73093884
+def _run_notebook(r) -> str | None:
+    "The notebook digest a stored run was made from: its own column, else its digests (runs added by `import_runs` carry only these)."
+    if isinstance(r.notebook_hash, str) and r.notebook_hash: return r.notebook_hash
+    return r.digests.get('notebook') if isinstance(r.digests, dict) else None
+
 def _todo(exp: Experiment, name: str, points: list[dict], store: Store, retry_failed: bool) -> list[dict]:
-    "The points of sweep `name` not yet completed with this notebook and an unchanged library (failed ones too, unless retried)."
+    """The points of sweep `name` not yet completed with this notebook and an unchanged library (failed ones too, unless retried);
+    a stored run whose notebook is unknown does not count as completed."""
     from reprlab.analysis import staleness
     nb_hash, skip = notebook_hash(exp.path), {'ok'} if retry_failed else {'ok', 'failed'}
     prev = store.runs(exp.name, sweep=name, expand=False)  # also marks rows of dead launchers interrupted
     fresh = lambda r: not [c for c in staleness(r.experiment, r.digests or {'notebook': r.notebook_hash}, {exp.name: nb_hash})
                            if c != 'notebook']
-    done = {point_key(r.params, r.notebook_hash) for r in prev.itertuples() if r.status in skip and fresh(r)}
+    done = {point_key(r.params, nb) for r in prev.itertuples() if r.status in skip and (nb := _run_notebook(r)) and fresh(r)}
     return [p for p in points if point_key(p, nb_hash) not in done]
 
 def _explicit(spec: SweepSpec) -> list[str]:

@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ import pytest
 from conftest import BIN, ROOT, reprlab
 
 from reprlab.experiment import new_experiment_notebook
-from reprlab.store import Store
+from reprlab.store import Store, import_runs
 
 TOY_BODY = """import os, time
 import torch
@@ -115,6 +116,28 @@ def test_killed_sweep_resumes_without_losing_or_duplicating_rows(toy, lab):
     assert len(ok) == 6 and ok['x'].nunique() == 6                   # every point once
     assert done <= set(ok.id)                                         # completed rows kept
     assert len(after) == len(before) + 6 - len(done)                  # only the missing points ran
+
+
+def test_a_sweep_resumes_from_imported_run_folders(toy, lab, tmp_path, monkeypatch):
+    "Run folders copied to another machine and added with import_runs count as completed points; a row of unknown notebook does not."
+    r = reprlab('sweep', 'toy', '--grid', 'x=1,2', '--name', 'moved', '--no-progress', '--no-summary', timeout=300)
+    assert r.returncode == 0, r.stderr
+    other = tmp_path / 'other.sqlite'
+    added = import_runs(lab / 'reports', Store(other))
+    assert len(added) == 2
+    with sqlite3.connect(other) as con:   # import_runs keeps each run's digests, not the notebook_hash column
+        assert {row[0] for row in con.execute('SELECT notebook_hash FROM runs')} == {None}
+    monkeypatch.setenv('REPRLAB_STORE', str(other))
+    again = reprlab('sweep', 'toy', '--grid', 'x=1,2,3', '--name', 'moved', '--no-progress', '--no-summary', timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert '3 points, 2 already completed, 1 to run' in again.stdout, again.stdout
+    rows = _rows('moved')
+    assert sorted(rows.x) == [1.0, 2.0, 3.0] and set(added) < set(rows.id)
+    with sqlite3.connect(other) as con:   # a row from an older store: no notebook digest at all
+        con.execute("UPDATE runs SET digests = NULL, notebook_hash = NULL WHERE id = ?", (added[0],))
+    third = reprlab('sweep', 'toy', '--grid', 'x=1,2,3', '--name', 'moved', '--no-progress', '--no-summary', timeout=300)
+    assert third.returncode == 0 and '2 already completed, 1 to run' in third.stdout, third.stdout + third.stderr
+    assert len(_rows('moved')) == 4
 
 
 def _free_port():
