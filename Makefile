@@ -73,16 +73,17 @@ reference-quickstart:
 # (a sweep over seeds, one run per seed), 6,400 neurons with one seed (the study's own single run, written out in full on
 # the lab preset); then the study's other printed MNIST runs (400 neurons with one rate for both synapses, 100 neurons
 # after one epoch, 400 after three and after one, each over seeds 0, 1, 2; 6,400 neurons for 10 epochs, one seed), each
-# hoping for the study's number less half a point, rounded down (the preset's rule for target_acc).
+# hoping for the study's number less half a point, rounded down to a tenth of a point (the preset's rule for target_acc;
+# tests/test_scorecard.py checks every line against its claim).
 reference-dreamcomp:
 	$(CLEAR)
 	$(REFENV) $(BIN)/reprlab sweep dreamcomp --seeds 3 --no-progress -p preset study
 	$(REFENV) $(BIN)/reprlab sweep dreamcomp --seeds 3 --no-progress -p preset study -p kx 20 -p ky 20 -p epochs 10 -p lr 0.006 \
-	  -p label_lr 0.05 -p target_acc 0.948
+	  -p label_lr 0.05 -p target_acc 0.945
 	$(REFENV) $(BIN)/reprlab sweep dreamcomp --seeds 3 --no-progress -p preset study -p kx 40 -p ky 40 -p epochs 10 -p batch_size 500 \
-	  -p lr 0.008 -p label_lr 0.1 -p target_acc 0.958
+	  -p lr 0.008 -p label_lr 0.1 -p target_acc 0.957
 	$(REF) dreamcomp --no-progress -p dataset mnist -p kx 80 -p ky 80 -p epochs 20 -p batch_size 500 -p recon_weight 10 \
-	  -p lr 0.006 -p label_lr 0.1 -p seed 0
+	  -p lr 0.006 -p label_lr 0.1 -p seed 0 -p target_acc 0.962
 	$(REFENV) $(BIN)/reprlab sweep dreamcomp --seeds 3 --no-progress -p preset study -p kx 20 -p ky 20 -p epochs 10 -p lr 0.006 \
 	  -p label_lr 0.006 -p target_acc 0.945
 	$(REFENV) $(BIN)/reprlab sweep dreamcomp --seeds 3 --no-progress -p preset study -p epochs 1 -p label_lr 0.05 -p target_acc 0.916
@@ -91,7 +92,7 @@ reference-dreamcomp:
 	$(REFENV) $(BIN)/reprlab sweep dreamcomp --seeds 3 --no-progress -p preset study -p kx 20 -p ky 20 -p epochs 1 -p lr 0.008 \
 	  -p label_lr 0.1 -p target_acc 0.939
 	$(REF) dreamcomp --no-progress -p dataset mnist -p kx 80 -p ky 80 -p epochs 10 -p batch_size 500 -p recon_weight 10 \
-	  -p lr 0.009 -p label_lr 0.2 -p seed 0
+	  -p lr 0.009 -p label_lr 0.2 -p seed 0 -p target_acc 0.954
 # the paper's 2,000 units over seeds 0, 1, 2 (one run per seed, one worker: each run uses both cores), both readouts
 # (softmax, and the paper's power loss on tanh outputs) and three rates, chosen on validation
 reference-kh_readout:

@@ -103,3 +103,31 @@ def test_bad_claims_and_unknown_experiments_are_one_line(reference):
     finally: bad.unlink()
     r = reprlab('scorecard', '--reports', d / 'nowhere')
     assert r.returncode == 2 and 'no such folder of reference runs' in r.stderr
+
+
+def test_reference_dreamcomp_hopes_follow_the_rule_of_its_intro():
+    """Every run of `make reference-dreamcomp` answers one test-accuracy claim and hopes for that claim's number less half a
+    point, rounded down to a tenth of a point (the rule the notebook's intro gives for its preset's 92.3%)."""
+    import math
+    import shlex
+    import subprocess
+
+    from conftest import ROOT
+
+    from reprlab.experiment import Experiment, resolve_params
+    exp = Experiment.named('dreamcomp')
+    claims = [c for c in exp.claims if c.metric == 'test_acc' and c.study is not None]
+    recipe = subprocess.run(['make', '-n', '--no-print-directory', 'reference-dreamcomp'], cwd=ROOT, capture_output=True,
+                            text=True, check=True).stdout.replace('\\\n', ' ')
+    runs = [shlex.split(line) for line in recipe.splitlines() if 'reprlab' in line and 'dreamcomp' in line]
+    assert len(runs) == 9, recipe
+    answered = []
+    for args in runs:
+        given = {args[i + 1]: args[i + 2] for i, a in enumerate(args) if a == '-p'}
+        values = resolve_params(exp.params, given, from_string=True, presets=exp.presets)
+        match = [c for c in claims if all(values[k] == v for k, v in c.runs.items())]
+        assert len(match) == 1, (given, [c.id for c in match])
+        rule = math.floor(round((match[0].study - 0.005) * 1000, 6)) / 1000
+        assert values['target_acc'] == pytest.approx(rule), (match[0].id, values['target_acc'], rule)
+        answered.append(match[0].id)
+    assert len(set(answered)) == 9
