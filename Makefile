@@ -50,7 +50,7 @@ clean-nbs: install
 
 # The committed full-scale reference runs (reports/reference/EXPERIMENT/RUN_ID). Needs real MNIST:
 # REPRLAB_DATA must point at a folder holding mnist/ (in development: ../shared/data). `make reference` regenerates
-# all of them (five to eight hours on 2 cores); `make reference-EXPERIMENT` one experiment's. Each target replaces its
+# all of them (six to nine hours on 2 cores); `make reference-EXPERIMENT` one experiment's. Each target replaces its
 # experiment's folder. Benchmarks (bench_*) need a quiet machine: their ratios are measured in one run.
 # Their own results store, so that the sweep below does not resume points recorded by an earlier reference run.
 REFENV := REPRLAB_REPORTS=reports/reference REPRLAB_STORE=reports/reference/.store.sqlite
