@@ -224,9 +224,8 @@ def _todo(exp: Experiment, name: str, points: list[dict], store: Store, retry_fa
     from reprlab.analysis import staleness
     nb_hash, skip = notebook_hash(exp.path), {'ok'} if retry_failed else {'ok', 'failed'}
     prev = store.runs(exp.name, sweep=name, expand=False)  # also marks rows of dead launchers interrupted
-    fresh = lambda r: not [c for c in staleness(r.experiment, r.digests or {'notebook': r.notebook_hash}, {exp.name: nb_hash})
-                           if c != 'notebook']
-    done = {point_key(r.params, nb) for r in prev.itertuples() if r.status in skip and (nb := _run_notebook(r)) and fresh(r)}
+    fresh = lambda r, nb: not [c for c in staleness(r.experiment, r.digests or {'notebook': nb}, {exp.name: nb_hash}) if c != 'notebook']
+    done = {point_key(r.params, nb) for r in prev.itertuples() if r.status in skip and (nb := _run_notebook(r)) and fresh(r, nb)}
     return [p for p in points if point_key(p, nb_hash) not in done]
 
 def _explicit(spec: SweepSpec) -> list[str]:

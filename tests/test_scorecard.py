@@ -1,11 +1,14 @@
 """The scorecard, built from two tiny reference runs of a generated experiment: every verdict kind, the dialog's claims."""
 import json
+import math
+import shlex
+import subprocess
 
 import nbformat
 import pytest
-from conftest import reprlab
+from conftest import ROOT, reprlab
 
-from reprlab.experiment import new_experiment_notebook
+from reprlab.experiment import Experiment, new_experiment_notebook, resolve_params
 
 PARAMS = '''preset: str = "lab"  # settings {lab, study}
 dataset: str = "a"  # data {a, b}
@@ -108,13 +111,6 @@ def test_bad_claims_and_unknown_experiments_are_one_line(reference):
 def test_reference_dreamcomp_hopes_follow_the_rule_of_its_intro():
     """Every run of `make reference-dreamcomp` answers one test-accuracy claim and hopes for that claim's number less half a
     point, rounded down to a tenth of a point (the rule the notebook's intro gives for its preset's 92.3%)."""
-    import math
-    import shlex
-    import subprocess
-
-    from conftest import ROOT
-
-    from reprlab.experiment import Experiment, resolve_params
     exp = Experiment(ROOT / 'nbs' / 'experiments' / 'dreamcomp.ipynb')   # the project's, whatever lab another test set up
     claims = [c for c in exp.claims if c.metric == 'test_acc' and c.study is not None]
     recipe = subprocess.run(['make', '-n', '--no-print-directory', 'reference-dreamcomp'], cwd=ROOT, capture_output=True,
